@@ -1,0 +1,1 @@
+"""Client records: clients and prospects, purchases, interactions, follow-ups, segments and personas."""

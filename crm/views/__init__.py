@@ -1,0 +1,1 @@
+"""Views of the CRM core, one module per page family."""

@@ -1,0 +1,1 @@
+"""Prospecting: imports, lead sources, referrals, offers and campaigns."""

@@ -1,0 +1,7 @@
+"""App configuration for prospecting."""
+
+from django.apps import AppConfig
+
+
+class ProspectingConfig(AppConfig):
+    name = "prospecting"

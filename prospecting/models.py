@@ -1,0 +1,1 @@
+"""Prospecting models (imports, campaigns, offers)."""

@@ -1,0 +1,1 @@
+"""Scoring: nightly RFM and CLV runs and the segment dashboards."""

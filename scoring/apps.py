@@ -1,0 +1,7 @@
+"""App configuration for scoring."""
+
+from django.apps import AppConfig
+
+
+class ScoringConfig(AppConfig):
+    name = "scoring"

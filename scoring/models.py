@@ -1,0 +1,1 @@
+"""Scoring models (filled by the scoring runs)."""
