@@ -102,3 +102,11 @@ class SegmentFactory(factory.django.DjangoModelFactory):
 
     name = factory.Sequence(lambda n: f"Segment {n}")
     filters = factory.LazyFunction(lambda: {"lifecycle": "client"})
+
+
+class TagFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Tag
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"tag{n}")
