@@ -86,7 +86,9 @@ class Category(models.Model):
 class Product(models.Model):
     name = models.CharField(_("name"), max_length=200)
     sku = models.CharField(_("SKU"), max_length=64, unique=True)
-    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="products", verbose_name=_("category"))
+    category = models.ForeignKey(
+        Category, on_delete=models.PROTECT, related_name="products", verbose_name=_("category")
+    )
     price = models.DecimalField(_("price"), max_digits=12, decimal_places=2, default=Decimal("0"))
 
     class Meta:
@@ -267,7 +269,9 @@ class Client(models.Model):
         )
         revenue = figures["revenue"] or Decimal("0")
         figures["revenue"] = revenue
-        figures["average_basket"] = (revenue / figures["orders"]).quantize(Decimal("0.01")) if figures["orders"] else None
+        figures["average_basket"] = (
+            (revenue / figures["orders"]).quantize(Decimal("0.01")) if figures["orders"] else None
+        )
         return figures
 
 

@@ -14,7 +14,12 @@ def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     ours = {"DEBUG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"}
     clean = {key: value for key, value in os.environ.items() if key not in ours and not key.startswith("SECURE_")}
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=120
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -58,7 +58,9 @@ def test_client_update_records_only_changed_fields(rep_client, manager):
 def test_interaction_log_moves_last_interaction_forward_only(rep_client, rep):
     recent = timezone.now() - timedelta(days=1)
     services.interaction_log(client=rep_client, user=rep, kind=InteractionKind.CALL, occurred_at=recent)
-    services.interaction_log(client=rep_client, user=rep, kind=InteractionKind.NOTE, occurred_at=recent - timedelta(days=9))
+    services.interaction_log(
+        client=rep_client, user=rep, kind=InteractionKind.NOTE, occurred_at=recent - timedelta(days=9)
+    )
     rep_client.refresh_from_db()
     assert rep_client.last_interaction_at == recent
     assert Interaction.objects.filter(client=rep_client).count() == 2

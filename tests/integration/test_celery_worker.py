@@ -31,4 +31,3 @@ def test_worker_recomputes_derived_dates_from_records():
     assert refreshed.converted_at == date(2026, 5, 4)
     assert refreshed.last_interaction_at == when
     assert refreshed.lifecycle == Lifecycle.CLIENT
-
