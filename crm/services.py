@@ -22,6 +22,7 @@ from crm.models import (
     FollowUpStatus,
     Interaction,
     Lifecycle,
+    Persona,
     Purchase,
     PurchaseLine,
     Segment,
@@ -205,3 +206,37 @@ def client_refresh_activity(*, client_ids: Iterable[int] | None = None) -> int:
 
 def segment_save(*, name: str, filters: Mapping[str, Any], user, description: str = "") -> Segment:
     return Segment.objects.create(name=name, filters=dict(filters), description=description, created_by=user)
+
+
+PERSONA_ASSIGN_BATCH_SIZE = 1000
+
+
+def persona_save(*, data: Mapping[str, Any], persona: Persona | None = None) -> Persona:
+    """Create a persona, or update the given one, from cleaned field values."""
+    persona = persona or Persona()
+    for name, value in data.items():
+        setattr(persona, name, value)
+    persona.save()
+    return persona
+
+
+def persona_assign_clients(*, persona: Persona, clients: models.QuerySet, user) -> int:
+    """Give the persona to every client of ``clients`` (an unsliced queryset) that does not have it yet.
+
+    Works in batches of set-based writes, each with one history row per client, so a search matching a large part of
+    the portfolio never loops over ``save()``; returns how many clients changed.
+    """
+    pending = clients.exclude(persona=persona).order_by("pk")
+    assigned, last_pk = 0, 0
+    while True:
+        with transaction.atomic():
+            batch = list(pending.filter(pk__gt=last_pk).values_list("pk", "persona__name")[:PERSONA_ASSIGN_BATCH_SIZE])
+            if not batch:
+                return assigned
+            Client.objects.filter(pk__in=[pk for pk, _old in batch]).update(persona=persona, updated_at=timezone.now())
+            ClientChange.objects.bulk_create(
+                ClientChange(client_id=pk, user=user, field="persona", old_value=old or "", new_value=str(persona))
+                for pk, old in batch
+            )
+        assigned += len(batch)
+        last_pk = batch[-1][0]

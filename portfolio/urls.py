@@ -2,11 +2,10 @@
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from django.views.decorators.http import require_POST
 from django.views.i18n import set_language
-
-from django.contrib.auth.decorators import login_not_required
 
 urlpatterns = [
     path("", include("crm.urls")),

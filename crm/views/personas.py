@@ -1,22 +1,84 @@
-"""Placeholder: personas views are being written."""
+"""Personas: fictive portraits of typical clients, and the clients who fit each one.
+
+Every role reads them; managers and admins write them and assign clients to them.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+
+from crm import roles, services
+from crm.forms import PersonaAssignForm, PersonaForm
+from crm.models import Client, Persona
+
+MEMBERS_SHOWN = 50
 
 
-def persona_list(request, *args, **kwargs):
-    raise NotImplementedError
+@roles.role_required(*roles.ALL_ROLES)
+@require_safe
+def persona_list(request: HttpRequest) -> HttpResponse:
+    personas = Persona.objects.annotate(member_count=Count("clients")).order_by("name")
+    return render(request, "crm/persona_list.html", {"personas": personas})
 
 
-def persona_create(request, *args, **kwargs):
-    raise NotImplementedError
+def _persona_detail_page(
+    request: HttpRequest, persona: Persona, assign_form: PersonaAssignForm | None = None
+) -> HttpResponse:
+    members = Client.objects.visible_to(request.user).filter(persona=persona)
+    context = {
+        "persona": persona,
+        "member_count": persona.clients.count(),
+        "members": members[:MEMBERS_SHOWN],
+        "members_shown": MEMBERS_SHOWN,
+    }
+    if roles.role_of(request.user) in roles.MANAGERS:
+        context["assign_form"] = assign_form or PersonaAssignForm()
+    return render(request, "crm/persona_detail.html", context)
 
 
-def persona_detail(request, *args, **kwargs):
-    raise NotImplementedError
+@roles.role_required(*roles.ALL_ROLES)
+@require_safe
+def persona_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return _persona_detail_page(request, get_object_or_404(Persona, pk=pk))
 
 
-def persona_edit(request, *args, **kwargs):
-    raise NotImplementedError
+def _persona_form_page(request: HttpRequest, persona: Persona | None) -> HttpResponse:
+    form = PersonaForm(request.POST or None, instance=persona)
+    if request.method == "POST" and form.is_valid():
+        persona = services.persona_save(data=form.cleaned_data, persona=persona)
+        return redirect(persona)
+    return render(request, "crm/persona_form.html", {"form": form, "persona": persona})
 
 
-def persona_assign(request, *args, **kwargs):
-    raise NotImplementedError
+@roles.role_required(*roles.MANAGERS)
+@require_http_methods(["GET", "HEAD", "POST"])
+def persona_create(request: HttpRequest) -> HttpResponse:
+    return _persona_form_page(request, None)
 
+
+@roles.role_required(*roles.MANAGERS)
+@require_http_methods(["GET", "HEAD", "POST"])
+def persona_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    return _persona_form_page(request, get_object_or_404(Persona, pk=pk))
+
+
+@roles.role_required(*roles.MANAGERS)
+@require_POST
+def persona_assign(request: HttpRequest, pk: int) -> HttpResponse:
+    """Give the persona to the clients picked on its page, by card number or by a search."""
+    persona = get_object_or_404(Persona, pk=pk)
+    form = PersonaAssignForm(request.POST)
+    if not form.is_valid():
+        return _persona_detail_page(request, persona, assign_form=form)
+    clients = form.selected_clients(Client.objects.visible_to(request.user))
+    assigned = services.persona_assign_clients(persona=persona, clients=clients, user=request.user)
+    message = ngettext(
+        "%(count)d client assigned to %(persona)s.", "%(count)d clients assigned to %(persona)s.", assigned
+    )
+    messages.success(request, message % {"count": assigned, "persona": persona})
+    return redirect(persona)
