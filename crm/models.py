@@ -180,6 +180,8 @@ class Client(models.Model):
     gender = models.CharField(_("gender"), max_length=10, choices=Gender.choices, blank=True)
 
     lifecycle = models.CharField(_("lifecycle"), max_length=20, choices=Lifecycle.choices, default=Lifecycle.PROSPECT)
+    # Set when a person chooses the lifecycle by hand: automatic rules then suggest instead of overwriting.
+    lifecycle_manual = models.BooleanField(_("lifecycle set by hand"), default=False)
     stage = models.CharField(_("sales-cycle stage"), max_length=20, choices=Stage.choices, default=Stage.NEW)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,

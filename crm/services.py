@@ -83,6 +83,8 @@ def client_update(*, client: Client, data: Mapping[str, Any], user) -> list[Clie
         if old != new:
             changes.append(ClientChange(client=client, user=user, field=name, old_value=_display(old), new_value=_display(new)))
             setattr(client, name, new)
+    if "lifecycle" in data and any(change.field == "lifecycle" for change in changes) and user is not None:
+        client.lifecycle_manual = True
     if changes:
         client.save()
     for name, values in many.items():
