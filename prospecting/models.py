@@ -1,1 +1,0 @@
-"""Prospecting models (imports, campaigns, offers)."""

@@ -1,0 +1,3 @@
+"""Prospecting models: campaigns."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Prospecting models: imports."""
+
+__all__: list[str] = []

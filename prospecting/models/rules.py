@@ -1,0 +1,3 @@
+"""Prospecting models: rules."""
+
+__all__: list[str] = []
