@@ -3,14 +3,22 @@
 ``ClientFilter`` reads plain GET-style parameters (``lifecycle=client&city=Lyon``), so the same dict drives the
 client list, a saved segment (``Segment.filters``), the CSV export and any link built elsewhere
 (``reverse("crm:client-list") + "?" + urlencode(params)``). ``sort_clients`` applies the list's column sorting.
+
+Other apps extend the list without crm knowing them: ``settings.CRM_CLIENT_FILTERSET`` names the FilterSet that the
+list, the export and the segments use (``client_filter_class()``), a subclass of ``ClientFilter`` that may add
+filters and, by overriding ``ClientFilter.sort``, sort keys.
 """
 
 from __future__ import annotations
 
+from functools import cache
+
 import django_filters
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import F, OrderBy, QuerySet
+from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 
 from crm import roles
@@ -38,6 +46,7 @@ CLIENT_SORTS: dict[str, tuple[str, ...]] = {
 # Clients without a date come last in both directions, whatever the database's default.
 NULLABLE_SORT_FIELDS = frozenset({"last_interaction_at", "last_purchase_at"})
 DEFAULT_CLIENT_SORT = "name"
+DEFAULT_CLIENT_FILTERSET = "crm.filters.ClientFilter"
 
 
 def owner_choices() -> list[tuple[str, str]]:
@@ -158,6 +167,10 @@ class ClientFilter(django_filters.FilterSet):
     def filter_idle_days(self, queryset: QuerySet, name: str, value: int) -> QuerySet:
         return queryset.without_interaction_for(value)
 
+    def sort(self, queryset: QuerySet, sort: str | None) -> tuple[QuerySet, str]:
+        """Order the filtered clients by ``sort`` (see ``sort_clients``); a subclass may add sort keys."""
+        return sort_clients(queryset, sort)
+
     def params(self) -> dict[str, str]:
         """The non-empty filter values as given, e.g. to store in a segment or put in a link."""
         values = {name: self.data.get(name) for name in self.filters}
@@ -180,3 +193,13 @@ class ClientFilter(django_filters.FilterSet):
                 shown = str(value)
             described.append((str(field.label), shown))
         return described
+
+
+@cache
+def _import_filter_class(path: str) -> type[ClientFilter]:
+    return import_string(path)
+
+
+def client_filter_class() -> type[ClientFilter]:
+    """The FilterSet of the client list, its export and the segments: ``settings.CRM_CLIENT_FILTERSET``."""
+    return _import_filter_class(getattr(settings, "CRM_CLIENT_FILTERSET", DEFAULT_CLIENT_FILTERSET))

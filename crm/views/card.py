@@ -3,15 +3,22 @@
 Everyone with a role opens the cards they can see; a rep changes only his own clients, managers and admins any.
 The card costs a fixed number of queries whatever the client's history: every list on it is bounded.
 The POST-only actions check who may act before the method, so that anyone else gets the same 403 whatever he sends.
+
+Other apps add panels to the card without crm knowing them: ``settings.CRM_CARD_PANELS`` lists dotted paths of
+callables ``panel(request, client) -> {"template": str, "context": dict} | None``; the card includes each panel's
+template with its context as ``panel``. A panel must cost a constant number of queries.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from operator import attrgetter
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.db import models
@@ -19,6 +26,7 @@ from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.module_loading import import_string
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_safe
@@ -112,6 +120,17 @@ def _follow_up_form(client: Client, user) -> FollowUpForm:
     return FollowUpForm(initial={"assignee": client.owner_id or user.pk})
 
 
+@cache
+def _load_panels(paths: tuple[str, ...]) -> tuple[Callable, ...]:
+    return tuple(import_string(path) for path in paths)
+
+
+def _panels(request: HttpRequest, client: Client) -> list[dict]:
+    """The extra panels of the card (``settings.CRM_CARD_PANELS``) that have something to show."""
+    panels = (panel(request, client) for panel in _load_panels(tuple(getattr(settings, "CRM_CARD_PANELS", ()))))
+    return [panel for panel in panels if panel]
+
+
 def _card_context(request: HttpRequest, client: Client, **forms) -> dict:
     may_edit = client.can_be_edited_by(request.user)
     lines = Prefetch("lines", queryset=PurchaseLine.objects.select_related("product"))
@@ -124,6 +143,7 @@ def _card_context(request: HttpRequest, client: Client, **forms) -> dict:
         "referrals_shown": REFERRALS_SHOWN,
         "linkedin_link": _web_link(client.linkedin_url),
         "timeline": _timeline(client, request.user),
+        "panels": _panels(request, client),
     }
     if may_edit:
         context["interaction_form"] = forms.get("interaction_form") or InteractionForm()

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET
 
 from crm import roles
 from crm.exports import client_export_header, client_export_rows, csv_stream
-from crm.filters import ClientFilter, sort_clients
+from crm.filters import ClientFilter, client_filter_class
 
 # (sort key or None when the column does not sort, title)
 COLUMNS = (
@@ -69,7 +69,7 @@ def _columns(sort: str) -> list[dict]:
 def client_table_context(request: HttpRequest, filterset: ClientFilter) -> dict:
     """Sort and page the filtered clients; ``sort`` and ``page`` come from the request's query string."""
     clients = filterset.qs.select_related("owner").only(*LIST_FIELDS)
-    clients, sort = sort_clients(clients, request.GET.get("sort"))
+    clients, sort = filterset.sort(clients, request.GET.get("sort"))
     page = Paginator(clients, settings.CRM_CLIENTS_PER_PAGE).get_page(request.GET.get("page"))
     params = filterset.params()
     return {
@@ -95,18 +95,18 @@ def render_client_table(request: HttpRequest, template_name: str, context: dict)
 @roles.role_required(*roles.ALL_ROLES)
 @require_GET
 def client_list(request: HttpRequest) -> HttpResponse:
-    filterset = ClientFilter(request.GET, request=request)
+    filterset = client_filter_class()(request.GET, request=request)
     return render_client_table(request, "crm/client_list.html", client_table_context(request, filterset))
 
 
 @roles.role_required(*roles.MANAGERS)
 @require_GET
 def client_export(request: HttpRequest) -> HttpResponse:
-    filterset = ClientFilter(request.GET, request=request)
+    filterset = client_filter_class()(request.GET, request=request)
     if not filterset.is_valid():
         messages.error(request, gettext("Some filters are invalid; correct them before exporting."))
         return redirect(f"{reverse('crm:client-list')}?{request.GET.urlencode()}")
-    clients, _sort = sort_clients(filterset.qs, request.GET.get("sort"))
+    clients, _sort = filterset.sort(filterset.qs, request.GET.get("sort"))
     clients = clients[: settings.CRM_EXPORT_MAX_ROWS]
     filename = f"clients-{timezone.localdate().isoformat()}.csv"
     return StreamingHttpResponse(

@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from crm import roles
-from crm.filters import ClientFilter
+from crm.filters import client_filter_class
 from crm.models import Client, Segment
 from crm.services import segment_save
 from crm.views.clients import client_table_context, render_client_table
@@ -38,7 +38,7 @@ class SegmentForm(forms.ModelForm):
         error_messages = {"name": {"unique": DUPLICATE_NAME}}
 
     def clean_filters(self) -> dict[str, str]:
-        filterset = ClientFilter(QueryDict(self.cleaned_data["filters"]), queryset=Client.objects.none())
+        filterset = client_filter_class()(QueryDict(self.cleaned_data["filters"]), queryset=Client.objects.none())
         if not filterset.is_valid():
             raise forms.ValidationError(_("Some filters are invalid; correct them in the client list first."))
         return filterset.params()
@@ -49,7 +49,7 @@ class SegmentForm(forms.ModelForm):
 def segment_list(request: HttpRequest) -> HttpResponse:
     rows = []
     for segment in Segment.objects.select_related("created_by"):
-        filterset = ClientFilter(segment.filters, request=request)
+        filterset = client_filter_class()(segment.filters, request=request)
         # One count per segment, of the clients this user may see; a segment whose filters no longer validate
         # (a deleted tag) shows no count rather than a wrong one.
         count = filterset.qs.count() if filterset.is_valid() else None
@@ -77,7 +77,7 @@ def segment_create(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, gettext("Segment “%(name)s” saved.") % {"name": segment.name})
             return redirect(segment)
-    filterset = ClientFilter(QueryDict(form["filters"].value() or ""), request=request)
+    filterset = client_filter_class()(QueryDict(form["filters"].value() or ""), request=request)
     return render(request, "crm/segment_form.html", {"form": form, "filters": filterset.describe()})
 
 
@@ -85,7 +85,7 @@ def segment_create(request: HttpRequest) -> HttpResponse:
 @require_GET
 def segment_detail(request: HttpRequest, pk: int) -> HttpResponse:
     segment = get_object_or_404(Segment.objects.select_related("created_by"), pk=pk)
-    filterset = ClientFilter(segment.filters, request=request)
+    filterset = client_filter_class()(segment.filters, request=request)
     context = {**client_table_context(request, filterset), "segment": segment, "filters": filterset.describe()}
     return render_client_table(request, "crm/segment_detail.html", context)
 
