@@ -4,8 +4,9 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
+from django.utils.translation import gettext_lazy as _
 
-from crm import models, roles, services
+from crm import models, reminders, roles, services
 
 
 class AdminRoleOnly:
@@ -132,3 +133,30 @@ class PersonaAdmin(AdminRoleOnly, admin.ModelAdmin):
 @admin.register(models.Segment)
 class SegmentAdmin(AdminRoleOnly, admin.ModelAdmin):
     list_display = ("name", "created_by", "created_at")
+
+
+@admin.register(models.Reminder)
+class ReminderAdmin(AdminRoleOnly, admin.ModelAdmin):
+    """Reminder emails and their delivery state; failed ones can be queued again after the cause is fixed."""
+
+    list_display = ("follow_up", "due_at", "state", "attempts", "next_attempt_at", "sent_at", "last_error")
+    list_filter = ("state",)
+    list_select_related = ("follow_up",)
+    raw_id_fields = ("follow_up",)
+    readonly_fields = ("claimed_by", "claimed_at", "sent_at", "created_at")
+    actions = ["send_again"]
+    show_full_result_count = False
+
+    @admin.action(description=_("Send the selected failed reminders again"))
+    def send_again(self, request, queryset):
+        count = reminders.reminders_retry(reminder_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, _("%(count)d reminders queued again.") % {"count": count})
+
+
+@admin.register(models.Digest)
+class DigestAdmin(AdminRoleOnly, admin.ModelAdmin):
+    list_display = ("user", "day", "state", "attempts", "sent_at", "last_error")
+    list_filter = ("state", "day")
+    raw_id_fields = ("user",)
+    readonly_fields = ("claimed_by", "claimed_at", "sent_at", "created_at")
+    show_full_result_count = False

@@ -403,6 +403,8 @@ class FollowUp(models.Model):
     )
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
+    # What planned it when that must not plan twice (e.g. "rule:12"): opaque to the CRM, unique among open ones.
+    origin_key = models.CharField(_("origin key"), max_length=64, blank=True, default="")
 
     objects = FollowUpQuerySet.as_manager()
 
@@ -413,6 +415,13 @@ class FollowUp(models.Model):
         indexes = [
             models.Index(fields=["assignee", "status", "due_at"], name="followup_assignee_idx"),
             models.Index(fields=["status", "due_at"], name="followup_due_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["client", "origin_key"],
+                condition=Q(status=FollowUpStatus.OPEN) & ~Q(origin_key=""),
+                name="followup_open_origin_key_uniq",
+            )
         ]
 
     def __str__(self) -> str:
@@ -476,3 +485,89 @@ class ClientChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.field}: {self.old_value} -> {self.new_value}"
+
+
+class DeliveryState(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed")
+    CANCELLED = "cancelled", _("Not sent (no longer due)")
+
+
+class Delivery(models.Model):
+    """One email to send, with its own state: claimed by one worker at a time, retried, then sent or failed.
+
+    ``crm.reminders`` explains the claiming and why a crash can at worst send one email twice, never lose it.
+    """
+
+    state = models.CharField(_("state"), max_length=10, choices=DeliveryState.choices, default=DeliveryState.PENDING)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt"), default=timezone.now)
+    last_error = models.TextField(_("last error"), blank=True)
+    claimed_by = models.CharField(_("claimed by"), max_length=100, blank=True)
+    claimed_at = models.DateTimeField(_("claimed at"), null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        abstract = True
+
+
+class ReminderQuerySet(models.QuerySet):
+    def failed_for(self, user) -> ReminderQuerySet:
+        """Reminders that could not be emailed to ``user`` about follow-ups still open, newest first."""
+        return self.filter(
+            state=DeliveryState.FAILED, follow_up__assignee=user, follow_up__status=FollowUpStatus.OPEN
+        ).order_by("-next_attempt_at", "-id")
+
+
+class Reminder(Delivery):
+    """The email telling a follow-up's assignee that it is due; one per follow-up and due time."""
+
+    follow_up = models.ForeignKey(
+        FollowUp, on_delete=models.CASCADE, related_name="reminders", verbose_name=_("follow-up")
+    )
+    due_at = models.DateTimeField(_("due"))
+
+    objects = ReminderQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("reminder")
+        verbose_name_plural = _("reminders")
+        constraints = [models.UniqueConstraint(fields=["follow_up", "due_at"], name="reminder_follow_up_due_uniq")]
+        # Small partial indexes: the rows waiting to be claimed, and the few claimed right now.
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"], condition=Q(state=DeliveryState.PENDING), name="reminder_pending_idx"
+            ),
+            models.Index(fields=["claimed_by"], condition=Q(state=DeliveryState.SENDING), name="reminder_sending_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.follow_up_id} @ {self.due_at:%Y-%m-%d %H:%M} ({self.get_state_display()})"
+
+
+class Digest(Delivery):
+    """A rep's morning email of the day's and overdue follow-ups; at most one per rep and day."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", verbose_name=_("user")
+    )
+    day = models.DateField(_("day"))
+
+    class Meta:
+        ordering = ["-day", "-id"]
+        verbose_name = _("digest")
+        verbose_name_plural = _("digests")
+        constraints = [models.UniqueConstraint(fields=["user", "day"], name="digest_user_day_uniq")]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"], condition=Q(state=DeliveryState.PENDING), name="digest_pending_idx"
+            ),
+            models.Index(fields=["claimed_by"], condition=Q(state=DeliveryState.SENDING), name="digest_sending_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.day} ({self.get_state_display()})"

@@ -1,8 +1,9 @@
 """Background jobs of the CRM core. Tasks are thin: they take ids or plain values and call one service."""
 
 from celery import shared_task
+from django.conf import settings
 
-from crm import services
+from crm import reminders, services
 
 
 @shared_task(acks_late=True, time_limit=30 * 60, soft_time_limit=25 * 60)
@@ -12,3 +13,18 @@ def refresh_client_activity_task(client_ids: list[int] | None = None) -> int:
     Safe to run twice: it recomputes from the source rows and overwrites.
     """
     return services.client_refresh_activity(client_ids=client_ids)
+
+
+# The reminder passes scan the database on every tick: a tick lost to a broker outage is caught up by the next, and
+# two overlapping passes share the due rows through their claims. The hard time limit is far below the claim
+# timeout (REMINDER_CLAIM_TIMEOUT_SECONDS), so a claim is only ever taken over from a worker that is gone.
+@shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
+def send_due_reminders_task() -> dict[str, int]:
+    """Create the reminders of the follow-ups that came due and email them; safe to run twice, or at once."""
+    return reminders.reminders_send_due(time_budget=settings.REMINDER_PASS_SECONDS).as_dict()
+
+
+@shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
+def send_digests_task() -> dict[str, int]:
+    """From the digest hour, email each user one digest of the day's and overdue follow-ups; safe to run twice."""
+    return reminders.digests_send_due(time_budget=settings.REMINDER_PASS_SECONDS).as_dict()

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from crm.views import card, clients, home, personas, segments
+from crm.views import card, clients, followups, home, personas, segments
 
 app_name = "crm"
 
@@ -18,6 +18,8 @@ urlpatterns = [
     path("clients/<int:pk>/interactions/new/", card.interaction_create, name="interaction-create"),
     path("clients/<int:pk>/follow-ups/new/", card.follow_up_create, name="follow-up-create"),
     path("follow-ups/<int:pk>/close/", card.follow_up_close, name="follow-up-close"),
+    path("follow-ups/plan/", followups.follow_up_bulk, name="follow-up-bulk"),
+    path("reminders/badge/", followups.reminder_badge, name="reminder-badge"),
     path("segments/", segments.segment_list, name="segment-list"),
     path("segments/new/", segments.segment_create, name="segment-create"),
     path("segments/<int:pk>/", segments.segment_detail, name="segment-detail"),

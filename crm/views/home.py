@@ -9,10 +9,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 from crm import roles
-from crm.models import Client, FollowUp
+from crm.models import Client, FollowUp, Reminder
 
 FOLLOW_UPS_SHOWN = 100
 RECENT_CLIENTS_SHOWN = 10
+FAILED_REMINDERS_SHOWN = 10
 
 
 def _team_overdue_counts() -> list[dict]:
@@ -38,6 +39,9 @@ def home(request: HttpRequest) -> HttpResponse:
         "follow_ups": list(follow_ups.order_by("due_at", "id")[:FOLLOW_UPS_SHOWN]),
         "follow_ups_shown": FOLLOW_UPS_SHOWN,
         "recent_clients": recent_clients[:RECENT_CLIENTS_SHOWN],
+        "failed_reminders": Reminder.objects.failed_for(user).select_related("follow_up__client")[
+            :FAILED_REMINDERS_SHOWN
+        ],
     }
     if roles.role_of(user) in roles.MANAGERS:
         context["team_overdue"] = _team_overdue_counts()
