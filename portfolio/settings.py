@@ -169,6 +169,11 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CRM_REPS_SEE_ONLY_OWN_CLIENTS = env_bool("CRM_REPS_SEE_ONLY_OWN_CLIENTS")
 CRM_CLIENTS_PER_PAGE = int(os.environ.get("CRM_CLIENTS_PER_PAGE", "50"))
 CRM_EXPORT_MAX_ROWS = int(os.environ.get("CRM_EXPORT_MAX_ROWS", "100000"))
+# Extension points of the CRM, filled by the other apps: crm itself imports none of them.
+# Panels added to the client card: dotted paths of ``panel(request, client) -> {"template", "context"} | None``.
+CRM_CARD_PANELS = ["scoring.panels.client_scores_panel"]
+# The client list's FilterSet (also used by its export and the segments): crm.filters.ClientFilter or a subclass.
+CRM_CLIENT_FILTERSET = "scoring.filters.ScoredClientFilter"
 
 EMAIL_BACKEND = os.environ.get(
     "EMAIL_BACKEND",
@@ -187,3 +192,49 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
+
+# Follow-up reminders and the morning digest (crm.reminders). Reminders are rows in the database: the per-minute
+# pass creates them for due follow-ups and sends them, so a missed tick or a broker outage only delays them.
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")  # links in emails
+EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "30"))  # seconds per SMTP operation: no send hangs forever
+REMINDER_MAX_ATTEMPTS = int(os.environ.get("REMINDER_MAX_ATTEMPTS", "5"))
+REMINDER_BACKOFF_SECONDS = int(os.environ.get("REMINDER_BACKOFF_SECONDS", "60"))  # doubled after each failure
+REMINDER_BACKOFF_MAX_SECONDS = int(os.environ.get("REMINDER_BACKOFF_MAX_SECONDS", "3600"))
+# A pass stops claiming after this long; a claim older than the timeout belongs to a worker that died. The timeout
+# must exceed the pass time plus one slow send (a few EMAIL_TIMEOUTs), or a live worker's claim could be taken over.
+REMINDER_PASS_SECONDS = int(os.environ.get("REMINDER_PASS_SECONDS", "50"))
+REMINDER_CLAIM_TIMEOUT_SECONDS = int(os.environ.get("REMINDER_CLAIM_TIMEOUT_SECONDS", "600"))
+# Follow-ups overdue for longer than this get no reminder of their own (the digest lists them).
+REMINDER_LOOKBACK_HOURS = int(os.environ.get("REMINDER_LOOKBACK_HOURS", "24"))
+# Local time of the morning digest; a pass within the window after it still sends the day's digest.
+REMINDER_DIGEST_HOUR = int(os.environ.get("REMINDER_DIGEST_HOUR", "8"))
+REMINDER_DIGEST_MINUTE = int(os.environ.get("REMINDER_DIGEST_MINUTE", "0"))
+REMINDER_DIGEST_WINDOW_HOURS = int(os.environ.get("REMINDER_DIGEST_WINDOW_HOURS", "4"))
+# The queue tasks go to when none is named, beat's periodic tasks included (a test worker listens on its own).
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
+
+# Campaigns, offers and events (prospecting).
+# Campaign email leaves at most this many messages per second, shared by every worker; 0 sends without pause.
+CAMPAIGN_SEND_RATE = float(os.environ.get("CAMPAIGN_SEND_RATE", "10"))
+# Emails per send task.
+CAMPAIGN_BATCH_SIZE = int(os.environ.get("CAMPAIGN_BATCH_SIZE", "100"))
+# A purchase within this many days of a campaign email counts as a conversion of that email.
+CAMPAIGN_CONVERSION_DAYS = int(os.environ.get("CAMPAIGN_CONVERSION_DAYS", "30"))
+CAMPAIGN_FROM_EMAIL = os.environ.get("CAMPAIGN_FROM_EMAIL", DEFAULT_FROM_EMAIL)
+# The client card's referrals panel.
+CRM_CARD_PANELS = [*CRM_CARD_PANELS, "prospecting.panels.referrals_panel"]
+
+# Scoring runs (nightly RFM and CLV): analysis window, CLV inputs, lifecycle rules, history kept.
+SCORING_WINDOW_MONTHS = int(os.environ.get("SCORING_WINDOW_MONTHS", "0"))  # purchases of the last N months; 0: all
+SCORING_LIFESPAN_YEARS = float(os.environ.get("SCORING_LIFESPAN_YEARS", "3"))  # historical CLV's expected lifespan
+SCORING_GROSS_MARGIN = float(os.environ.get("SCORING_GROSS_MARGIN", "0.3"))  # share of revenue kept, both CLVs
+SCORING_ANNUAL_DISCOUNT_RATE = float(os.environ.get("SCORING_ANNUAL_DISCOUNT_RATE", "0.10"))  # predictive CLV
+SCORING_TIME_UNIT_DAYS = int(os.environ.get("SCORING_TIME_UNIT_DAYS", "7"))  # BG/NBD time unit: 7 weeks, 1 days
+# A client whose chance of being active is under the threshold, or who has not bought for that many days, is to
+# reactivate.
+SCORING_P_ALIVE_THRESHOLD = float(os.environ.get("SCORING_P_ALIVE_THRESHOLD", "0.3"))
+SCORING_REACTIVATE_AFTER_DAYS = int(os.environ.get("SCORING_REACTIVATE_AFTER_DAYS", "365"))
+# The models are fitted on at most this many clients (a fixed pseudo-random sample by client id; 0: all of them).
+SCORING_FIT_MAX_CLIENTS = int(os.environ.get("SCORING_FIT_MAX_CLIENTS", "100000"))
+SCORING_KEEP_RUNS = int(os.environ.get("SCORING_KEEP_RUNS", "12"))  # completed runs whose per-client scores are kept
+SCORING_RUN_TIME_LIMIT = int(os.environ.get("SCORING_RUN_TIME_LIMIT", "3600"))  # seconds; a run older is stale

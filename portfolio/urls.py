@@ -9,6 +9,8 @@ from django.views.i18n import set_language
 
 urlpatterns = [
     path("", include("crm.urls")),
+    path("scoring/", include("scoring.urls")),
+    path("prospecting/", include("prospecting.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/setlang/", login_not_required(require_POST(set_language)), name="set_language"),

@@ -35,6 +35,42 @@ EXPECTED = {
     "crm:persona-detail": (OK, OK, OK),
     "crm:persona-edit": (FORBIDDEN, OK, OK),
     "crm:persona-assign": (FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED),
+    "crm:follow-up-bulk": (OK, OK, OK),
+    "crm:reminder-badge": (OK, OK, OK),
+    "prospecting:rule-list": (FORBIDDEN, OK, OK),
+    "prospecting:rule-create": (FORBIDDEN, OK, OK),
+    "prospecting:rule-preview": (FORBIDDEN, OK, OK),
+    # The objects fixture holds no rule: the pk given is a client's, so managers get 404 (reps 403 before that).
+    "prospecting:rule-edit": (FORBIDDEN, 404, 404),
+    "prospecting:rule-apply": (FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED),
+    "prospecting:rule-delete": (FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED),
+    # Campaigns, offers, ambassadors, events. The objects fixture holds none of them: the pk given is a client's,
+    # so the roles allowed get 404 (a role refused gets 403 before the lookup).
+    "prospecting:campaign-list": (OK, OK, OK),
+    "prospecting:campaign-create": (FORBIDDEN, OK, OK),
+    "prospecting:campaign-detail": (404, 404, 404),
+    "prospecting:campaign-edit": (FORBIDDEN, 404, 404),
+    "prospecting:campaign-progress": (404, 404, 404),
+    "prospecting:campaign-launch": (FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED),
+    "prospecting:campaign-cancel": (FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED),
+    "prospecting:campaign-step-create": (FORBIDDEN, 404, 404),
+    "prospecting:campaign-step-edit": (FORBIDDEN, 404, 404),
+    "prospecting:campaign-step-delete": (FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED),
+    "prospecting:offer-list": (OK, OK, OK),
+    "prospecting:offer-create": (FORBIDDEN, OK, OK),
+    "prospecting:offer-detail": (404, 404, 404),
+    "prospecting:offer-edit": (FORBIDDEN, 404, 404),
+    "prospecting:offer-redeem": (FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED),
+    "prospecting:ambassadors": (OK, OK, OK),
+    "prospecting:event-list": (OK, OK, OK),
+    "prospecting:event-create": (FORBIDDEN, OK, OK),
+    "prospecting:event-detail": (404, 404, 404),
+    "prospecting:event-register": (FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED),
+    "prospecting:event-import": (FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED),
+    "scoring:dashboard": (FORBIDDEN, OK, OK),
+    "scoring:run-list": (FORBIDDEN, OK, OK),
+    "scoring:run-start": (FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED),
+    "scoring:run-progress": (FORBIDDEN, OK, OK),
 }
 
 # Public by design, or checked by the tests named here.
@@ -42,6 +78,7 @@ OUTSIDE_THE_MATRIX = {
     "login",  # the door itself
     "logout",  # POST only, harmless
     "set_language",  # language switch, also before login
+    "prospecting:unsubscribe",  # public: the signed link in a campaign email; tests/prospecting/test_unsubscribe.py
 }
 
 
