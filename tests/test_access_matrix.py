@@ -9,6 +9,15 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from crm import roles
+from prospecting.models import (
+    AutomationRule,
+    Campaign,
+    CampaignStep,
+    DiscountKind,
+    Event,
+    Offer,
+    RuleTrigger,
+)
 from tests.factories import FollowUpFactory, PersonaFactory, SegmentFactory
 
 OK, FORBIDDEN, NOT_ALLOWED, REDIRECT = 200, 403, 405, 302
@@ -40,31 +49,28 @@ EXPECTED = {
     "prospecting:rule-list": (FORBIDDEN, OK, OK),
     "prospecting:rule-create": (FORBIDDEN, OK, OK),
     "prospecting:rule-preview": (FORBIDDEN, OK, OK),
-    # The objects fixture holds no rule: the pk given is a client's, so managers get 404 (reps 403 before that).
-    "prospecting:rule-edit": (FORBIDDEN, 404, 404),
+    "prospecting:rule-edit": (FORBIDDEN, OK, OK),
     "prospecting:rule-apply": (FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED),
     "prospecting:rule-delete": (FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED),
-    # Campaigns, offers, ambassadors, events. The objects fixture holds none of them: the pk given is a client's,
-    # so the roles allowed get 404 (a role refused gets 403 before the lookup).
     "prospecting:campaign-list": (OK, OK, OK),
     "prospecting:campaign-create": (FORBIDDEN, OK, OK),
-    "prospecting:campaign-detail": (404, 404, 404),
-    "prospecting:campaign-edit": (FORBIDDEN, 404, 404),
-    "prospecting:campaign-progress": (404, 404, 404),
+    "prospecting:campaign-detail": (OK, OK, OK),
+    "prospecting:campaign-edit": (FORBIDDEN, OK, OK),
+    "prospecting:campaign-progress": (OK, OK, OK),
     "prospecting:campaign-launch": (FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED),
     "prospecting:campaign-cancel": (FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED),
-    "prospecting:campaign-step-create": (FORBIDDEN, 404, 404),
-    "prospecting:campaign-step-edit": (FORBIDDEN, 404, 404),
+    "prospecting:campaign-step-create": (FORBIDDEN, OK, OK),
+    "prospecting:campaign-step-edit": (FORBIDDEN, OK, OK),
     "prospecting:campaign-step-delete": (FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED),
     "prospecting:offer-list": (OK, OK, OK),
     "prospecting:offer-create": (FORBIDDEN, OK, OK),
-    "prospecting:offer-detail": (404, 404, 404),
-    "prospecting:offer-edit": (FORBIDDEN, 404, 404),
+    "prospecting:offer-detail": (OK, OK, OK),
+    "prospecting:offer-edit": (FORBIDDEN, OK, OK),
     "prospecting:offer-redeem": (FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED),
     "prospecting:ambassadors": (OK, OK, OK),
     "prospecting:event-list": (OK, OK, OK),
     "prospecting:event-create": (FORBIDDEN, OK, OK),
-    "prospecting:event-detail": (404, 404, 404),
+    "prospecting:event-detail": (OK, OK, OK),
     "prospecting:event-register": (FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED),
     "prospecting:event-import": (FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED),
     "scoring:dashboard": (FORBIDDEN, OK, OK),
@@ -93,24 +99,49 @@ def _all_url_names(resolvers=None, namespace=""):
 
 
 @pytest.fixture
-def objects(other_rep, other_client):
+def objects(other_rep, other_client, manager):
     follow_up = FollowUpFactory(client=other_client, assignee=other_rep, due_at=timezone.now())
+    campaign = Campaign.objects.create(name="Spring", created_by=manager)
+    today = timezone.localdate()
     return {
         "client": other_client,
         "follow-up": follow_up,
         "segment": SegmentFactory(),
         "persona": PersonaFactory(),
+        "rule": AutomationRule.objects.create(
+            name="Reactivate", trigger=RuleTrigger.TO_REACTIVATE, follow_up_title="Call", created_by=manager
+        ),
+        "campaign": campaign,
+        "campaign-step": CampaignStep.objects.create(campaign=campaign, position=1, subject="Hello", body="Hi"),
+        "offer": Offer.objects.create(
+            code="SPRING15",
+            name="15%",
+            discount_kind=DiscountKind.values[0],
+            discount_value=15,
+            valid_from=today,
+            valid_until=today,
+            created_by=manager,
+        ),
+        "event": Event.objects.create(name="Salon", held_on=today, created_by=manager),
     }
+
+
+# URL names whose pk is not the object their name starts with.
+PK_OF = {
+    "crm:interaction-create": "client",
+    "crm:follow-up-create": "client",
+    "prospecting:campaign-step-create": "campaign",
+}
 
 
 def _url(name: str, pattern: URLPattern, objects: dict) -> str:
     if "pk" not in pattern.pattern.converters:
         return reverse(name)
+    if name in PK_OF:
+        return reverse(name, args=[objects[PK_OF[name]].pk])
     local = name.split(":")[-1]
-    for prefix in ("follow-up", "segment", "persona"):
-        if local.startswith(prefix):
-            return reverse(name, args=[objects[prefix].pk])
-    return reverse(name, args=[objects["client"].pk])
+    prefix = max((key for key in objects if local.startswith(key)), key=len, default="client")
+    return reverse(name, args=[objects[prefix].pk])
 
 
 def test_every_view_is_in_the_matrix():
