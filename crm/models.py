@@ -347,6 +347,9 @@ class Interaction(models.Model):
         verbose_name=_("by"),
     )
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    # Identifies an interaction brought in from elsewhere (e.g. a prospecting tool's activity date), so that
+    # importing the same file again creates it only once.
+    external_key = models.CharField(_("external key"), max_length=255, null=True, blank=True, unique=True)
 
     class Meta:
         ordering = ["-occurred_at", "-id"]
