@@ -1,5 +1,6 @@
 """Django admin for every CRM model, open to the Admin role; client edits go through the services (history kept)."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
@@ -7,6 +8,7 @@ from django.contrib.auth.models import Group
 from django.utils.translation import gettext_lazy as _
 
 from crm import models, reminders, roles, services
+from crm.pagination import CappedPaginator
 
 
 class AdminRoleOnly:
@@ -56,6 +58,17 @@ class ClientAdmin(AdminRoleOnly, admin.ModelAdmin):
     autocomplete_fields = ("tags",)
     readonly_fields = ("converted_at", "last_purchase_at", "last_interaction_at", "created_at", "updated_at")
     show_full_result_count = False
+    list_per_page = 50
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        # An exact count of a million clients costs more than the page: count up to the list's cap.
+        return CappedPaginator(
+            queryset,
+            per_page,
+            cap=settings.CRM_LIST_COUNT_CAP,
+            orphans=orphans,
+            allow_empty_first_page=allow_empty_first_page,
+        )
 
     def save_model(self, request, obj, form, change):
         data = {name: form.cleaned_data[name] for name in form.changed_data if name in form.cleaned_data}

@@ -169,6 +169,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CRM_REPS_SEE_ONLY_OWN_CLIENTS = env_bool("CRM_REPS_SEE_ONLY_OWN_CLIENTS")
 CRM_CLIENTS_PER_PAGE = int(os.environ.get("CRM_CLIENTS_PER_PAGE", "50"))
 CRM_EXPORT_MAX_ROWS = int(os.environ.get("CRM_EXPORT_MAX_ROWS", "100000"))
+# The client list counts matches up to this number and then says "more than".
+CRM_LIST_COUNT_CAP = int(os.environ.get("CRM_LIST_COUNT_CAP", "10000"))
 # Extension points of the CRM, filled by the other apps: crm itself imports none of them.
 # Panels added to the client card: dotted paths of ``panel(request, client) -> {"template", "context"} | None``.
 CRM_CARD_PANELS = ["scoring.panels.client_scores_panel"]

@@ -10,7 +10,6 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -23,6 +22,7 @@ from django.views.decorators.http import require_GET
 from crm import roles
 from crm.exports import client_export_header, client_export_rows, csv_stream
 from crm.filters import ClientFilter, client_filter_class
+from crm.pagination import CappedPaginator
 
 # (sort key or None when the column does not sort, title)
 COLUMNS = (
@@ -70,7 +70,9 @@ def client_table_context(request: HttpRequest, filterset: ClientFilter) -> dict:
     """Sort and page the filtered clients; ``sort`` and ``page`` come from the request's query string."""
     clients = filterset.qs.select_related("owner").only(*LIST_FIELDS)
     clients, sort = filterset.sort(clients, request.GET.get("sort"))
-    page = Paginator(clients, settings.CRM_CLIENTS_PER_PAGE).get_page(request.GET.get("page"))
+    page = CappedPaginator(clients, settings.CRM_CLIENTS_PER_PAGE, cap=settings.CRM_LIST_COUNT_CAP).get_page(
+        request.GET.get("page")
+    )
     params = filterset.params()
     return {
         "filter": filterset,

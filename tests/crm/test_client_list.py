@@ -292,3 +292,19 @@ def test_number_of_queries_does_not_grow_with_the_rows(client_as, manager):
     few = _queries_for_a_page(client, 2)
     many = _queries_for_a_page(client, 12)
     assert many == few
+
+
+def test_list_count_stops_at_the_cap_and_says_so(client_as, manager, settings):
+    settings.CRM_LIST_COUNT_CAP = 3
+    settings.CRM_CLIENTS_PER_PAGE = 2
+    ClientFactory.create_batch(5)
+    html = client_as(manager).get(reverse("crm:client-list")).content.decode()
+    assert "More than 3 clients" in html
+    assert "Page 1 of 2+" in html
+
+
+def test_list_count_is_exact_under_the_cap(client_as, manager, settings):
+    settings.CRM_LIST_COUNT_CAP = 10
+    ClientFactory.create_batch(4)
+    html = client_as(manager).get(reverse("crm:client-list")).content.decode()
+    assert "4 clients" in html and "More than" not in html
