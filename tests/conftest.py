@@ -90,3 +90,16 @@ def client_as(client):
         return client
 
     return login
+
+
+@pytest.fixture
+def tasks_inline():
+    """Run Celery tasks in-process for this test, even when the suite is given a real broker.
+
+    Restored by hand rather than through ``monkeypatch``, which some tests undo themselves halfway.
+    """
+    from portfolio.celery import app as celery_app
+
+    eager, celery_app.conf.task_always_eager = celery_app.conf.task_always_eager, True
+    yield
+    celery_app.conf.task_always_eager = eager

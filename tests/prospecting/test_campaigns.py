@@ -15,7 +15,6 @@ from django.utils import timezone
 
 from crm import roles
 from crm.models import Client, ClientChange, Direction, Interaction, InteractionKind
-from portfolio.celery import app as celery_app
 from prospecting import campaigns as services
 from prospecting.models import (
     Campaign,
@@ -33,14 +32,11 @@ from tests.factories import ClientFactory, InteractionFactory, PurchaseFactory, 
 
 
 @pytest.fixture(autouse=True)
-def campaign_settings(settings):
+def campaign_settings(settings, tasks_inline):
     """Tasks run in-process, even when the suite is given a real broker; mail leaves without pause."""
     settings.CAMPAIGN_SEND_RATE = 0
     settings.CAMPAIGN_BATCH_SIZE = 3
     settings.SITE_URL = "https://crm.example.com"
-    eager, celery_app.conf.task_always_eager = celery_app.conf.task_always_eager, True
-    yield
-    celery_app.conf.task_always_eager = eager
 
 
 def consenting(**fields):

@@ -105,10 +105,10 @@ def test_a_deleted_client_link_says_he_is_no_longer_mailed(client, sent):
     assert response.status_code == 200 and 'id="unsubscribe-gone"' in response.content.decode()
 
 
-def test_an_unsubscribed_client_gets_no_further_campaign_email(sent, manager, django_capture_on_commit_callbacks):
+def test_an_unsubscribed_client_gets_no_further_campaign_email(
+    sent, manager, django_capture_on_commit_callbacks, tasks_inline
+):
     from django.core import mail
-
-    from portfolio.celery import app as celery_app
 
     send, path = sent
     services.campaign_unsubscribe(client=send.client, send_id=send.pk)
@@ -116,11 +116,7 @@ def test_an_unsubscribed_client_gets_no_further_campaign_email(sent, manager, dj
         name="Summer", segment=SegmentFactory(filters={}), rfm_segment="", offer=None, user=manager
     )
     services.campaign_step_save(campaign=campaign, subject="Hi", body="News", delay_days=0)
-    eager, celery_app.conf.task_always_eager = celery_app.conf.task_always_eager, True
-    try:
-        with django_capture_on_commit_callbacks(execute=True):
-            services.campaign_launch(campaign=campaign, user=manager)
-    finally:
-        celery_app.conf.task_always_eager = eager
+    with django_capture_on_commit_callbacks(execute=True):
+        services.campaign_launch(campaign=campaign, user=manager)
 
     assert mail.outbox == []

@@ -261,7 +261,7 @@ def test_progress_partial_without_any_run_is_empty_and_does_not_poll(client_as, 
     assert "HX-Refresh" not in response
 
 
-def test_run_now_creates_a_run_that_completes(client_as, manager, django_capture_on_commit_callbacks):
+def test_run_now_creates_a_run_that_completes(client_as, manager, django_capture_on_commit_callbacks, tasks_inline):
     pytest.importorskip("scoring.tasks")
 
     for days_ago in (3, 40, 400):
