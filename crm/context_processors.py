@@ -7,6 +7,7 @@ def user_role(request) -> dict:
     role = roles.role_of(getattr(request, "user", None))
     return {
         "user_role": role,
+        "user_role_label": roles.ROLE_LABELS.get(role, ""),
         "is_manager": role in roles.MANAGERS,
         "is_admin": role in roles.ADMINS,
     }

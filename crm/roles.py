@@ -8,12 +8,16 @@ from __future__ import annotations
 from functools import wraps
 
 from django.core.exceptions import PermissionDenied
+from django.utils.translation import gettext_lazy as _
 
 REP = "Rep"
 MANAGER = "Manager"
 ADMIN = "Admin"
 ROLES = (REP, MANAGER, ADMIN)
 _RANK = {REP: 1, MANAGER: 2, ADMIN: 3}
+
+# What the interface calls each role (the group names stay as they are in the database).
+ROLE_LABELS = {REP: _("Sales rep"), MANAGER: _("Manager"), ADMIN: _("Administrator")}
 
 ALL_ROLES = ROLES
 MANAGERS = (MANAGER, ADMIN)

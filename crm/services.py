@@ -4,6 +4,7 @@ derived dates (last interaction, last purchase, conversion) follow the interacti
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
@@ -27,10 +28,13 @@ from crm.models import (
     PurchaseLine,
     Segment,
     Stage,
+    Tag,
 )
 from crm.normalize import normalize_email, normalize_linkedin_url
 
 CREATED = "__created__"
+
+logger = logging.getLogger(__name__)
 
 
 def _display(value: Any) -> str:
@@ -81,7 +85,9 @@ def client_update(*, client: Client, data: Mapping[str, Any], user) -> list[Clie
     for name, new in data.items():
         old = getattr(client, name)
         if old != new:
-            changes.append(ClientChange(client=client, user=user, field=name, old_value=_display(old), new_value=_display(new)))
+            changes.append(
+                ClientChange(client=client, user=user, field=name, old_value=_display(old), new_value=_display(new))
+            )
             setattr(client, name, new)
     if "lifecycle" in data and any(change.field == "lifecycle" for change in changes) and user is not None:
         client.lifecycle_manual = True
@@ -93,7 +99,9 @@ def client_update(*, client: Client, data: Mapping[str, Any], user) -> list[Clie
         new = set(values)
         if old != new:
             manager.set(new)
-            changes.append(ClientChange(client=client, user=user, field=name, old_value=_display(old), new_value=_display(new)))
+            changes.append(
+                ClientChange(client=client, user=user, field=name, old_value=_display(old), new_value=_display(new))
+            )
     ClientChange.objects.bulk_create(changes)
     return changes
 
@@ -126,7 +134,13 @@ def interaction_log(
     occurred_at = occurred_at or timezone.now()
     with transaction.atomic():
         interaction = Interaction.objects.create(
-            client=client, user=user, kind=kind, direction=direction, occurred_at=occurred_at, subject=subject, body=body
+            client=client,
+            user=user,
+            kind=kind,
+            direction=direction,
+            occurred_at=occurred_at,
+            subject=subject,
+            body=body,
         )
         Client.objects.filter(pk=client.pk).filter(
             models.Q(last_interaction_at__lt=occurred_at) | models.Q(last_interaction_at__isnull=True)
@@ -242,3 +256,178 @@ def persona_assign_clients(*, persona: Persona, clients: models.QuerySet, user) 
             )
         assigned += len(batch)
         last_pk = batch[-1][0]
+
+
+LIFECYCLE_APPLY_BATCH_SIZE = 5000
+
+
+def client_lifecycle_apply(*, changes: Mapping[int, str], reason: str) -> int:
+    """Move clients to the lifecycle an automatic rule calls for (``client id -> lifecycle``), in bulk.
+
+    Each change becomes one history row without a user (the rule, not a person). A lifecycle chosen by hand is never
+    overwritten: those clients are skipped, and so are clients already in the target lifecycle. ``reason`` names the
+    rule in the log. Returns how many clients changed.
+    """
+    by_target: dict[str, list[int]] = {}
+    for client_id, lifecycle in changes.items():
+        if lifecycle not in Lifecycle.values:
+            raise ValueError(f"unknown lifecycle {lifecycle!r}")
+        by_target.setdefault(lifecycle, []).append(client_id)
+    changed = 0
+    now = timezone.now()
+    with transaction.atomic():
+        for target, client_ids in sorted(by_target.items()):
+            client_ids.sort()
+            for start in range(0, len(client_ids), LIFECYCLE_APPLY_BATCH_SIZE):
+                batch = client_ids[start : start + LIFECYCLE_APPLY_BATCH_SIZE]
+                current = list(
+                    Client.objects.filter(pk__in=batch, lifecycle_manual=False)
+                    .exclude(lifecycle=target)
+                    .select_for_update()
+                    .values_list("pk", "lifecycle")
+                )
+                if not current:
+                    continue
+                Client.objects.filter(pk__in=[pk for pk, _old in current]).update(lifecycle=target, updated_at=now)
+                ClientChange.objects.bulk_create(
+                    ClientChange(
+                        client_id=pk, user=None, changed_at=now, field="lifecycle", old_value=old, new_value=target
+                    )
+                    for pk, old in current
+                )
+                changed += len(current)
+    if changed:
+        logger.info("lifecycle of %d client(s) changed (%s)", changed, reason)
+    return changed
+
+
+# Bulk writes for imports (prospecting.imports): a few queries per batch, never a loop of save(), history included.
+BULK_BATCH_SIZE = 2000
+
+
+def _chunks(items: list, size: int) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def client_bulk_create(*, clients: list[Client], user, batch_size: int = BULK_BATCH_SIZE) -> list[Client]:
+    """Insert new clients (email and LinkedIn URL normalised) with one "created" history row each."""
+    for client in clients:
+        client.email = normalize_email(client.email or "")
+        client.linkedin_url = normalize_linkedin_url(client.linkedin_url or "")
+    created = Client.objects.bulk_create(clients, batch_size=batch_size)
+    ClientChange.objects.bulk_create(
+        (ClientChange(client_id=client.pk, user=user, field=CREATED, new_value=str(client)) for client in created),
+        batch_size=batch_size,
+    )
+    return created
+
+
+def client_bulk_update(
+    *, updates: list[tuple[Client, Mapping[str, Any]]], user, batch_size: int = BULK_BATCH_SIZE
+) -> int:
+    """Set new values on loaded clients (``(client, {field: value})``), one history row per changed field."""
+    now = timezone.now()
+    changes, changed, fields = [], [], {"updated_at"}
+    for client, data in updates:
+        data = _normalized(data)
+        for name, new in data.items():
+            old = getattr(client, name)
+            if old != new:
+                changes.append(
+                    ClientChange(
+                        client_id=client.pk,
+                        user=user,
+                        changed_at=now,
+                        field=name,
+                        old_value=_display(old),
+                        new_value=_display(new),
+                    )
+                )
+                setattr(client, name, new)
+                fields.add(name)
+        client.updated_at = now
+        changed.append(client)
+    Client.objects.bulk_update(changed, sorted(fields), batch_size=batch_size)
+    ClientChange.objects.bulk_create(changes, batch_size=batch_size)
+    return len(changed)
+
+
+def client_bulk_add_tags(
+    *, tags_by_client: Mapping[int, Iterable[str]], batch_size: int = BULK_BATCH_SIZE
+) -> dict[int, list[str]]:
+    """Give clients tags (created by name when missing); returns, per client, the tag names it did not have."""
+    wanted = {client_id: set(names) for client_id, names in tags_by_client.items() if names}
+    names = set().union(*wanted.values()) if wanted else set()
+    if not names:
+        return {}
+    Tag.objects.bulk_create([Tag(name=name) for name in sorted(names)], ignore_conflicts=True)
+    tag_ids = dict(Tag.objects.filter(name__in=names).values_list("name", "id"))
+    through = Client.tags.through
+    existing: set[tuple[int, int]] = set()
+    for chunk in _chunks(list(wanted), batch_size):
+        existing.update(through.objects.filter(client_id__in=chunk).values_list("client_id", "tag_id"))
+    added: dict[int, list[str]] = {}
+    rows = []
+    for client_id, client_names in wanted.items():
+        for name in sorted(client_names):
+            if (client_id, tag_ids[name]) not in existing:
+                rows.append(through(client_id=client_id, tag_id=tag_ids[name]))
+                added.setdefault(client_id, []).append(name)
+    through.objects.bulk_create(rows, batch_size=batch_size)
+    return added
+
+
+def client_bulk_remove_tags(*, tags_by_client: Mapping[int, Iterable[str]]) -> None:
+    """Take the named tags off each client (the reverse of :func:`client_bulk_add_tags`)."""
+    through = Client.tags.through
+    for client_id, names in tags_by_client.items():
+        through.objects.filter(client_id=client_id, tag__name__in=list(names)).delete()
+
+
+def client_bulk_delete(*, client_ids: Iterable[int], batch_size: int = BULK_BATCH_SIZE) -> int:
+    """Delete clients with their interactions, purchases and history."""
+    deleted = 0
+    for chunk in _chunks(list(client_ids), batch_size):
+        deleted += Client.objects.filter(pk__in=chunk).delete()[1].get(Client._meta.label, 0)
+    return deleted
+
+
+def interaction_bulk_create(*, interactions: list[Interaction], batch_size: int = BULK_BATCH_SIZE) -> list[Interaction]:
+    """Insert interactions and move their clients' last-interaction dates (call once per import, not per row)."""
+    created = Interaction.objects.bulk_create(interactions, batch_size=batch_size)
+    client_refresh_activity_in_batches(client_ids={interaction.client_id for interaction in created})
+    return created
+
+
+def purchase_bulk_record(
+    *, orders: list[tuple[Purchase, list[PurchaseLine]]], batch_size: int = BULK_BATCH_SIZE
+) -> list[Purchase]:
+    """Insert orders with their lines, then refresh the buyers' purchase dates and lifecycle (as purchase_record)."""
+    purchases = Purchase.objects.bulk_create([purchase for purchase, _lines in orders], batch_size=batch_size)
+    lines = []
+    for purchase, order_lines in zip(purchases, (order_lines for _purchase, order_lines in orders), strict=True):
+        for line in order_lines:
+            line.purchase_id = purchase.pk
+            lines.append(line)
+    PurchaseLine.objects.bulk_create(lines, batch_size=batch_size)
+    client_refresh_activity_in_batches(client_ids={purchase.client_id for purchase in purchases})
+    return purchases
+
+
+def records_bulk_delete(
+    *, interaction_ids: Iterable[int] = (), purchase_ids: Iterable[int] = (), batch_size: int = BULK_BATCH_SIZE
+) -> set[int]:
+    """Delete interactions and purchases by id; returns the ids of the clients they belonged to."""
+    client_ids: set[int] = set()
+    for model, ids in ((Interaction, interaction_ids), (Purchase, purchase_ids)):
+        for chunk in _chunks(list(ids), batch_size):
+            records = model.objects.filter(pk__in=chunk)
+            client_ids.update(records.values_list("client_id", flat=True))
+            records.delete()
+    return client_ids
+
+
+def client_refresh_activity_in_batches(*, client_ids: Iterable[int], batch_size: int = BULK_BATCH_SIZE) -> None:
+    for chunk in _chunks(sorted(client_ids), batch_size):
+        client_refresh_activity(client_ids=chunk)

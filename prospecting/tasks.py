@@ -61,3 +61,14 @@ def apply_automation_rule_task(rule_id: int) -> dict | None:
     """Apply one rule now (a manager's "apply now"); nothing when the rule was deleted meanwhile."""
     outcome = rules.rule_apply(rule_id=rule_id)
     return outcome.as_dict() if outcome else None
+
+
+# Imports (prospecting.imports): the apply is one transaction, so a worker killed in the middle leaves nothing
+# written; the message comes back (acks_late) and the apply starts again, or the job is failed as stale.
+@shared_task(acks_late=True, time_limit=40 * 60, soft_time_limit=35 * 60)
+def import_apply_task(job_id: int) -> str | None:
+    """Apply an import job; nothing happens when it is already applied, undone or gone."""
+    from prospecting.imports import import_apply
+
+    job = import_apply(job_id=job_id)
+    return job.status if job else None

@@ -30,4 +30,5 @@ urlpatterns = [
     path("events/<int:pk>/import/", events.event_import, name="event-import"),
     path("unsubscribe/<str:token>/", unsubscribe.unsubscribe, name="unsubscribe"),
     path("rules/", include("prospecting.urls_rules")),
+    path("imports/", include("prospecting.urls_imports")),
 ]

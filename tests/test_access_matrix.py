@@ -15,6 +15,7 @@ from prospecting.models import (
     CampaignStep,
     DiscountKind,
     Event,
+    ImportJob,
     Offer,
     RuleTrigger,
 )
@@ -73,6 +74,14 @@ EXPECTED = {
     "prospecting:event-detail": (OK, OK, OK),
     "prospecting:event-register": (FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED),
     "prospecting:event-import": (FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED),
+    "prospecting:import-list": (FORBIDDEN, FORBIDDEN, OK),
+    "prospecting:import-upload": (FORBIDDEN, FORBIDDEN, OK),
+    "prospecting:import-detail": (FORBIDDEN, FORBIDDEN, OK),
+    "prospecting:import-mapping": (FORBIDDEN, FORBIDDEN, OK),
+    "prospecting:import-progress": (FORBIDDEN, FORBIDDEN, OK),
+    "prospecting:import-apply": (FORBIDDEN, FORBIDDEN, NOT_ALLOWED),
+    "prospecting:import-undo": (FORBIDDEN, FORBIDDEN, REDIRECT),
+    "prospecting:import-errors": (FORBIDDEN, FORBIDDEN, OK),
     "scoring:dashboard": (FORBIDDEN, OK, OK),
     "scoring:run-list": (FORBIDDEN, OK, OK),
     "scoring:run-start": (FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED),
@@ -123,6 +132,9 @@ def objects(other_rep, other_client, manager):
             created_by=manager,
         ),
         "event": Event.objects.create(name="Salon", held_on=today, created_by=manager),
+        "import": ImportJob.objects.create(
+            kind="people", filename="list.csv", data=b"email\nann@example.com\n", mapping={"email": "email"}
+        ),
     }
 
 

@@ -1,0 +1,141 @@
+"""Benchmark of a people import (prints figures, writes nothing that stays): a generated Waalaxy export of --rows
+rows, --match percent of them existing clients of the configured database, previewed, applied, then undone.
+
+Beside it, when django-import-export is installed (a benchmark-only dependency), the same rows go through a
+ModelResource into Client inside a transaction that is rolled back, and the ratio of the two apply times is printed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import resource
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.utils import timezone
+
+from crm.models import Client, ClientChange
+from prospecting import imports
+from prospecting.models import ImportJob, ImportStatus
+
+HEADER = [
+    "firstName",
+    "lastName",
+    "linkedinUrl",
+    "proEmail",
+    "company_name",
+    "job_title",
+    "location",
+    "prospectList",
+    "connectionRequestDate",
+    "connectedAt",
+    "messageReplied",
+]
+
+
+class Command(BaseCommand):
+    help = "Time the preview, apply and undo of a generated Waalaxy import; compare with django-import-export."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--rows", type=int, default=100_000)
+        parser.add_argument("--match", type=int, default=30, help="percent of rows matching existing clients")
+
+    def handle(self, *args, rows, match, **options):
+        matched = rows * match // 100
+        existing = list(
+            Client.objects.exclude(email="").order_by("pk").values_list("email", "first_name", "last_name")[:matched]
+        )
+        if len(existing) < matched:
+            raise CommandError(f"the database has {len(existing)} clients with an email, {matched} are needed")
+        data, records = _waalaxy_file(existing, rows)
+        self.stdout.write(f"file: {rows} rows ({matched} existing clients), {len(data) / 1e6:.1f} MB")
+        bench_started = timezone.now()
+        job = imports.import_create(data=data, filename="bench.csv", kind="people", user=None)
+        started = time.monotonic()
+        outcome = imports.import_preview(job=job)
+        preview = time.monotonic() - started
+        self.stdout.write(f"preview: {preview:.1f} s {outcome.as_dict()}")
+        ImportJob.objects.filter(pk=job.pk).update(status=ImportStatus.QUEUED)
+        started = time.monotonic()
+        job = imports.import_apply(job_id=job.pk)
+        apply = time.monotonic() - started
+        self.stdout.write(f"apply: {apply:.1f} s, status {job.status} {job.error}")
+        started = time.monotonic()
+        if job.status == ImportStatus.APPLIED:
+            imports.import_undo(job_id=job.pk, user=None)
+        self.stdout.write(f"undo: {time.monotonic() - started:.1f} s")
+        job.delete()
+        # The history rows of the apply and of the undo on existing clients go too: the portfolio is left as found.
+        emails = [email for email, _first, _last in existing]
+        for start in range(0, len(emails), 5000):
+            ClientChange.objects.filter(
+                client__email__in=emails[start : start + 5000],
+                user=None,
+                changed_at__gte=bench_started,
+                field__in=imports.UPDATABLE_FIELDS,
+            ).delete()
+        self.stdout.write(f"memory (ru_maxrss): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+        self._compare(records, apply)
+
+    def _compare(self, records: list[dict], apply: float) -> None:
+        try:
+            from import_export import resources
+        except ImportError:
+            self.stdout.write(
+                "django-import-export is not installed: pip install django-import-export==4.4.3 to compare"
+            )
+            return
+        import tablib
+
+        class ClientResource(resources.ModelResource):
+            class Meta:
+                model = Client
+                import_id_fields = ("email",)
+                fields = ("email", "first_name", "last_name", "company", "job_title", "linkedin_url", "source")
+                use_bulk = True
+                batch_size = 2000
+                skip_unchanged = True
+
+        dataset = tablib.Dataset(headers=list(records[0]))
+        for record in records:
+            dataset.append(list(record.values()))
+        started = time.monotonic()
+        with transaction.atomic():
+            result = ClientResource().import_data(dataset, dry_run=False, use_transactions=False)
+            transaction.set_rollback(True)
+        other = time.monotonic() - started
+        self.stdout.write(
+            f"django-import-export: {other:.1f} s ({result.totals}), rolled back; ratio {other / apply:.1f}x"
+        )
+
+
+def _waalaxy_file(existing: list[tuple[str, str, str]], rows: int) -> tuple[bytes, list[dict]]:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(HEADER)
+    records = []
+    for index in range(rows):
+        if index < len(existing):
+            email, first, last = existing[index]
+        else:
+            email, first, last = f"bench{index}@bench.invalid", f"First{index}", f"Last{index}"
+        slug = f"bench-{index}"
+        writer.writerow(
+            [first, last, f"https://www.linkedin.com/in/{slug}", email, f"Company {index % 5000}", "Buyer"]
+            + ["Lyon, Auvergne-Rhône-Alpes, France", "Bench list", "2024-03-01", f"2024-03-0{2 + index % 7}"]
+            + ["true" if index % 3 == 0 else "false"]
+        )
+        records.append(
+            {
+                "email": email,
+                "first_name": first,
+                "last_name": last,
+                "company": f"Company {index % 5000}",
+                "job_title": "Buyer",
+                "linkedin_url": f"https://www.linkedin.com/in/{slug}",
+                "source": "social_selling",
+            }
+        )
+    return out.getvalue().encode(), records
