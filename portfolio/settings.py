@@ -240,3 +240,10 @@ SCORING_REACTIVATE_AFTER_DAYS = int(os.environ.get("SCORING_REACTIVATE_AFTER_DAY
 SCORING_FIT_MAX_CLIENTS = int(os.environ.get("SCORING_FIT_MAX_CLIENTS", "100000"))
 SCORING_KEEP_RUNS = int(os.environ.get("SCORING_KEEP_RUNS", "12"))  # completed runs whose per-client scores are kept
 SCORING_RUN_TIME_LIMIT = int(os.environ.get("SCORING_RUN_TIME_LIMIT", "3600"))  # seconds; a run older is stale
+
+# Imports (prospecting): upload size limit checked before reading, rows per bulk write, dry-run rows kept for the
+# preview page; an apply still "applying" after IMPORT_STALE_SECONDS (longer than the task's time limit) is failed.
+IMPORT_MAX_BYTES = int(os.environ.get("IMPORT_MAX_BYTES", str(50 * 1024 * 1024)))
+IMPORT_BATCH_SIZE = int(os.environ.get("IMPORT_BATCH_SIZE", "2000"))
+IMPORT_PREVIEW_ROWS = int(os.environ.get("IMPORT_PREVIEW_ROWS", "1000"))
+IMPORT_STALE_SECONDS = int(os.environ.get("IMPORT_STALE_SECONDS", str(45 * 60)))
