@@ -31,7 +31,7 @@ run: venv
 
 test: venv
 	$(VENV)/bin/ruff check .
-	$(PY) manage.py makemigrations --check --dry-run
+	DJANGO_SETTINGS_MODULE=portfolio.settings_test $(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # Rebuild the translation catalogs (needs GNU gettext); the compiled .mo files are committed.
