@@ -232,7 +232,7 @@ class Client(models.Model):
             models.Index(fields=["stage", "last_name", "first_name", "id"], name="client_stage_idx"),
             models.Index(fields=["tier", "last_name", "first_name", "id"], name="client_tier_idx"),
             models.Index(fields=["owner", "last_name", "first_name", "id"], name="client_owner_name_idx"),
-            # The "most recent first" sorts (NULLS LAST) have PostgreSQL-only indexes: migration 0005.
+            # The "most recent first" sorts (NULLS LAST) have PostgreSQL-only indexes: migration 0003.
             models.Index(fields=["source"], name="client_source_idx"),
             models.Index(fields=["sector"], name="client_sector_idx"),
             models.Index(fields=["city"], name="client_city_idx"),
