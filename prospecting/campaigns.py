@@ -39,6 +39,7 @@ from django.utils.translation import gettext
 from crm.filters import client_filter_class
 from crm.models import Client, Direction, Interaction, InteractionKind, Purchase
 from crm.services import client_update, interaction_log
+from portfolio.queueing import enqueue_on_commit
 from prospecting.models import (
     Campaign,
     CampaignSend,
@@ -281,7 +282,8 @@ def _schedule(step: CampaignStep, *, now: datetime) -> None:
 def _enqueue_step(step_id: int) -> None:
     from prospecting.tasks import campaign_step_queue_task
 
-    transaction.on_commit(lambda: campaign_step_queue_task.delay(step_id))
+    # Unreachable workers leave the step scheduled: the periodic pass queues it once they are back.
+    enqueue_on_commit(campaign_step_queue_task, step_id)
 
 
 # --- Queuing a step --------------------------------------------------------------------------------------------

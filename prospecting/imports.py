@@ -37,6 +37,7 @@ from django.utils.translation import gettext
 from crm import services as crm_services
 from crm.models import Category, Client, ClientChange, Interaction, Product, Purchase, PurchaseLine, Source, Stage
 from crm.normalize import normalize_email
+from portfolio.queueing import enqueue_on_commit
 from prospecting.mapping import convert_record, guess_mapping
 from prospecting.models import (
     ImportChange,
@@ -505,8 +506,15 @@ def import_queue(*, job: ImportJob) -> ImportJob:
     job.progress = 0
     job.save(update_fields=["status", "error", "progress"])
     job_id = job.pk
-    transaction.on_commit(lambda: import_apply_task.delay(job_id))
+    enqueue_on_commit(import_apply_task, job_id, on_failure=lambda error: _fail_unqueued(job_id))
     return job
+
+
+def _fail_unqueued(job_id: int) -> None:
+    ImportJob.objects.filter(pk=job_id, status=ImportStatus.QUEUED).update(
+        status=ImportStatus.FAILED,
+        error=gettext("The background workers could not be reached; nothing was imported. Apply it again later."),
+    )
 
 
 def import_fail_stale(*, now=None) -> int:

@@ -40,6 +40,7 @@ from django.utils.translation import gettext
 
 from crm.models import Lifecycle
 from crm.services import client_lifecycle_apply
+from portfolio.queueing import enqueue_on_commit
 from scoring import io as scoring_io
 from scoring.bgnbd import BgNbdParams, bgnbd_expected_purchases, bgnbd_probability_alive, fit_bgnbd
 from scoring.clv import DAYS_PER_MONTH, historical_clv, predictive_clv
@@ -144,8 +145,16 @@ def scoring_run_start(*, as_of: date | None = None, user=None) -> ScoringRun:
     from scoring.tasks import score_portfolio_task  # the task module imports this one
 
     run = scoring_run_create(as_of=as_of, user=user)
-    transaction.on_commit(lambda: score_portfolio_task.delay(run.pk))
+    enqueue_on_commit(score_portfolio_task, run.pk, on_failure=lambda error: _fail_unqueued(run.pk))
     return run
+
+
+def _fail_unqueued(run_id: int) -> None:
+    ScoringRun.objects.filter(pk=run_id, status=RunStatus.PENDING).update(
+        status=RunStatus.FAILED,
+        error=gettext("The background workers could not be reached; start the run again in a moment."),
+        finished_at=timezone.now(),
+    )
 
 
 def scoring_run_execute(*, run_id: int) -> ScoringRun:

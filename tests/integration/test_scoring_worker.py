@@ -25,10 +25,11 @@ def test_worker_executes_a_started_run_and_its_scores_become_current(monkeypatch
 
     with celery_worker() as queue:
         # The service enqueues on commit; only the queue is this worker's own.
+        send = tasks.score_portfolio_task.apply_async
         monkeypatch.setattr(
             tasks.score_portfolio_task,
-            "delay",
-            lambda run_id: tasks.score_portfolio_task.apply_async([run_id], queue=queue),
+            "apply_async",
+            lambda args=None, **options: send(args, **{**options, "queue": queue}),
         )
         run = services.scoring_run_start()
         assert run.status == RunStatus.PENDING

@@ -438,7 +438,7 @@ def test_starting_a_run_refuses_while_another_is_under_way():
 
 def test_a_stale_run_is_marked_failed_when_a_new_run_starts(settings, django_capture_on_commit_callbacks, monkeypatch):
     enqueued = []
-    monkeypatch.setattr(tasks.score_portfolio_task, "delay", enqueued.append)
+    monkeypatch.setattr(tasks.score_portfolio_task, "apply_async", lambda args, **options: enqueued.extend(args))
     too_old = timezone.now() - timedelta(seconds=settings.SCORING_RUN_TIME_LIMIT + 60)
     killed = ScoringRun.objects.create(as_of=_today(), status=RunStatus.RUNNING, started_at=too_old)
     lost = ScoringRun.objects.create(as_of=_today(), status=RunStatus.PENDING, created_at=too_old)
@@ -485,8 +485,7 @@ def test_the_task_executes_the_run_it_is_given(portfolio):
 
 
 def test_the_nightly_task_starts_a_run_once_and_skips_while_one_is_under_way(monkeypatch):
-    enqueued = []
-    monkeypatch.setattr(tasks.score_portfolio_task, "delay", enqueued.append)
+    monkeypatch.setattr(tasks.score_portfolio_task, "apply_async", lambda *args, **options: None)
 
     run_id = tasks.start_nightly_scoring_task.apply().get()
     assert ScoringRun.objects.get(pk=run_id).as_of == _today()
