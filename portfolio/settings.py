@@ -171,6 +171,7 @@ CRM_CLIENTS_PER_PAGE = int(os.environ.get("CRM_CLIENTS_PER_PAGE", "50"))
 CRM_EXPORT_MAX_ROWS = int(os.environ.get("CRM_EXPORT_MAX_ROWS", "100000"))
 # The client list counts matches up to this number and then says "more than".
 CRM_LIST_COUNT_CAP = int(os.environ.get("CRM_LIST_COUNT_CAP", "10000"))
+CRM_SEARCH_COUNT_CAP = int(os.environ.get("CRM_SEARCH_COUNT_CAP", "1000"))  # the same, for a text search
 # Extension points of the CRM, filled by the other apps: crm itself imports none of them.
 # Panels added to the client card: dotted paths of ``panel(request, client) -> {"template", "context"} | None``.
 CRM_CARD_PANELS = ["scoring.panels.client_scores_panel"]

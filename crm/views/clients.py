@@ -70,10 +70,10 @@ def client_table_context(request: HttpRequest, filterset: ClientFilter) -> dict:
     """Sort and page the filtered clients; ``sort`` and ``page`` come from the request's query string."""
     clients = filterset.qs.select_related("owner").only(*LIST_FIELDS)
     clients, sort = filterset.sort(clients, request.GET.get("sort"))
-    page = CappedPaginator(clients, settings.CRM_CLIENTS_PER_PAGE, cap=settings.CRM_LIST_COUNT_CAP).get_page(
-        request.GET.get("page")
-    )
     params = filterset.params()
+    # Counting the matches of a text search tests every row for the words: a broad word is counted less far.
+    cap = settings.CRM_SEARCH_COUNT_CAP if params.get("q") else settings.CRM_LIST_COUNT_CAP
+    page = CappedPaginator(clients, settings.CRM_CLIENTS_PER_PAGE, cap=cap).get_page(request.GET.get("page"))
     return {
         "filter": filterset,
         "page_obj": page,

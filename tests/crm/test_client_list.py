@@ -308,3 +308,12 @@ def test_list_count_is_exact_under_the_cap(client_as, manager, settings):
     ClientFactory.create_batch(4)
     html = client_as(manager).get(reverse("crm:client-list")).content.decode()
     assert "4 clients" in html and "More than" not in html
+
+
+def test_a_search_is_counted_up_to_its_own_cap(client_as, manager, settings):
+    settings.CRM_LIST_COUNT_CAP = 100
+    settings.CRM_SEARCH_COUNT_CAP = 2
+    for index in range(4):
+        ClientFactory(company=f"Groupe {index}")
+    html = client_as(manager).get(reverse("crm:client-list"), {"q": "groupe"}).content.decode()
+    assert "More than 2 clients" in html
