@@ -9,8 +9,9 @@ run's partial scores are deleted, and so are a killed one's once it is found sta
 phase) is committed as the run goes, for the page that polls it.
 
 The same purchases and the same as-of date give the same scores: the inputs are sorted by client, the fits are
-deterministic, and ties in RFM are broken by value only. If a fit fails or degenerates, the previous completed run's
-parameters are used instead and the run says so in its warnings.
+deterministic, and ties in RFM are broken by value only. If a fit fails, the previous completed run's parameters are
+used instead and the run says so in its warnings. A BG/NBD fit in its fixed-dropout limit (every client drops out
+with the same probability) is a usable model: the run records it in the ``note`` of its BG/NBD parameters.
 
 Lifecycle from behaviour: a client (or a client to reactivate) whose chance of being active is under
 ``SCORING_P_ALIVE_THRESHOLD``, or whose last purchase is more than ``SCORING_REACTIVATE_AFTER_DAYS`` days before the
@@ -26,7 +27,6 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import date, timedelta
 from typing import NamedTuple
 
@@ -65,8 +65,6 @@ PHASES = {
 }
 BEHAVIOUR_GOVERNED = (Lifecycle.CLIENT, Lifecycle.TO_REACTIVATE)
 TIME_UNIT_NAMES = {1: "days", 7: "weeks"}
-# Beyond this a + b, BG/NBD's Beta distribution of dropout probabilities is a single value (see _without_degenerate).
-BGNBD_MAX_DROPOUT_CONCENTRATION = 1e4
 
 
 class ScoringRunInProgress(Exception):
@@ -297,7 +295,7 @@ def _run_phases(run: ScoringRun, progress: _Progress) -> None:
 def _fit_models(model_summary: pd.DataFrame, parameters: dict, previous: ScoringRun | None, warnings: list) -> _Models:
     unit_days = parameters["time_unit_days"]
     sample = model_summary[fit_sample(model_summary["client_id"], max_clients=parameters["fit_max_clients"])]
-    bgnbd = _without_degenerate(fit_bgnbd(sample["frequency"], sample["recency"], sample["T"]))
+    bgnbd = fit_bgnbd(sample["frequency"], sample["recency"], sample["T"])
     gamma_gamma = fit_gamma_gamma(sample["frequency"], sample["monetary"])
     return _Models(
         *_fitted_or_previous(bgnbd, previous, unit_days, warnings),
@@ -367,6 +365,8 @@ def _params_info(params: BgNbdParams | GammaGammaParams, unit_days: float) -> di
     if isinstance(params, BgNbdParams):
         info = {name: _finite_or_none(getattr(params, name)) for name in ("r", "alpha", "a", "b", "loglik")}
         info.update(time_unit=TIME_UNIT_NAMES.get(unit_days, f"{unit_days} days"), time_unit_days=unit_days)
+        fixed = params.converged and params.fixed_dropout
+        info.update(note=params.note, dropout_probability=params.dropout_probability if fixed else None)
     else:
         info = {name: _finite_or_none(getattr(params, name)) for name in ("p", "q", "gamma", "loglik")}
         info["mean_spend"] = _finite_or_none(params.mean_spend) if params.converged else None
@@ -387,18 +387,6 @@ def _previous_params(previous: ScoringRun | None, kind: type, unit_days: float):
         values["alpha"] *= unit_days / stored.get("time_unit_days", unit_days)
     loglik = stored.get("loglik")
     return kind(**values, loglik=float("nan") if loglik is None else loglik, converged=True), stored
-
-
-def _without_degenerate(params: BgNbdParams) -> BgNbdParams:
-    """The fit, marked failed when its dropout distribution has collapsed onto one value for every client.
-
-    With a + b that large the data cannot tell clients' chances of dropping out apart, and the expected purchases'
-    hypergeometric function no longer evaluates (each client would fall back to a slow numerical integral).
-    """
-    if params.converged and params.a + params.b > BGNBD_MAX_DROPOUT_CONCENTRATION:
-        reason = f"degenerate: a + b = {params.a + params.b:.3g}, every client has the same chance of dropping out"
-        return replace(params, converged=False, reason=reason)
-    return params
 
 
 def _fitted_or_previous(fitted, previous: ScoringRun | None, unit_days: float, warnings: list[str]):

@@ -351,19 +351,23 @@ def test_a_failed_fit_reuses_the_previous_runs_parameters_with_a_warning(monkeyp
     assert third.bgnbd["reused_from_run"] == first.pk
 
 
-def test_a_degenerate_fit_counts_as_failed(monkeypatch):
+def test_a_fixed_dropout_fit_is_used_for_predictions(monkeypatch):
     _simulated_portfolio(clients=300)
+    note = "fixed dropout: a + b = 2.87e+07, every client drops out with the same probability p = 0.03247"
 
-    def degenerate(*args, **kwargs):
-        return BgNbdParams(0.24, 0.8, 9.4e5, 2.8e7, -1000.0, True, "", 300)
+    def fixed_dropout(*args, **kwargs):
+        return BgNbdParams(0.24, 0.8, 9.4e5, 2.8e7, -1000.0, True, "", 300, note)
 
-    monkeypatch.setattr(services, "fit_bgnbd", degenerate)
+    monkeypatch.setattr(services, "fit_bgnbd", fixed_dropout)
     run = _run()
 
     assert run.status == RunStatus.COMPLETED
-    assert run.bgnbd["converged"] is False and run.bgnbd["reason"].startswith("degenerate")
-    assert "no prediction" in run.warnings[0]
-    assert not ClientScore.objects.filter(run=run, p_alive__isnull=False).exists()
+    assert run.bgnbd["converged"] is True and run.bgnbd["note"] == note
+    assert run.bgnbd["dropout_probability"] == pytest.approx(9.4e5 / (9.4e5 + 2.8e7))
+    assert not any("BG/NBD" in warning for warning in run.warnings)
+    scores = ClientScore.objects.filter(run=run)
+    assert not scores.filter(p_alive__isnull=True).exists()
+    assert scores.filter(expected_purchases_12m__gt=0).exists()
 
 
 def test_without_any_usable_fit_the_run_completes_without_predictions(portfolio, monkeypatch):
