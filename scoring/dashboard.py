@@ -157,8 +157,9 @@ def _kpis(scores: pd.DataFrame, clients: pd.DataFrame, pipeline: pd.DataFrame, a
         "conversion_by_month": _conversion_rows(pipeline, months, _months_up_to(as_of, KPI_MONTHS), "month"),
         "average_value_per_client": _mean(scores["monetary"]),
         "average_days_since_last_interaction": _mean(_days_since_interaction(clients, as_of)),
-        "total_clv_12m": float(scores["clv_12m"].sum()),
-        "total_clv_36m": float(scores["clv_36m"].sum()),
+        # None when no client has a prediction (no usable model): "no figure", not zero.
+        "total_clv_12m": float(scores["clv_12m"].sum()) if scores["clv_12m"].notna().any() else None,
+        "total_clv_36m": float(scores["clv_36m"].sum()) if scores["clv_36m"].notna().any() else None,
         "clients_scored": len(scores),
     }
 

@@ -84,6 +84,16 @@ def test_dashboard_shows_kpis_composition_conversion_and_movements(client_as, ma
     assert re.search(r"<td>Not scored before</td><td[^>]*>→</td><td>New Customers</td><td[^>]*>17</td>", movements)
 
 
+def test_without_predictions_the_predicted_clv_shows_no_figure_rather_than_zero(client_as, manager):
+    data = dashboard_data()
+    data["kpis"] = {**data["kpis"], "total_clv_12m": None, "total_clv_36m": None}
+    ScoringRunFactory(dashboard=data)
+
+    html = client_as(manager).get(DASHBOARD).content.decode()
+
+    assert 'id="kpi-clv-12m">—<' in html and 'id="kpi-clv-36m">—<' in html
+
+
 def test_dashboard_feeds_its_charts_through_json_script(client_as, manager):
     ScoringRunFactory()
 

@@ -384,7 +384,7 @@ def test_without_any_usable_fit_the_run_completes_without_predictions(portfolio,
     scores = ClientScore.objects.filter(run=run)
     assert scores.count() == 5
     assert not scores.filter(p_alive__isnull=False).exists() and not scores.filter(clv_12m__isnull=False).exists()
-    assert run.dashboard["kpis"]["total_clv_12m"] == 0.0
+    assert run.dashboard["kpis"]["total_clv_12m"] is None  # no figure rather than a false zero
     assert all(row["avg_clv_12m"] is None for row in run.dashboard["segments"])
 
 
@@ -629,7 +629,7 @@ def test_movements_count_clients_from_their_previous_segment_new_clients_from_no
         {"from": "loyal", "to": "champions", "clients": 1},
         {"from": "loyal", "to": "hibernating", "clients": 1},
     ]
-    assert dashboard["kpis"]["conversion_rate"] is None and dashboard["kpis"]["total_clv_12m"] == 0.0
+    assert dashboard["kpis"]["conversion_rate"] is None and dashboard["kpis"]["total_clv_12m"] is None
 
 
 # PostgreSQL's bulk paths give the same frames and rows as the portable ones.
