@@ -10,7 +10,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import Max, Min, OuterRef, Subquery
 from django.utils import timezone
 
@@ -315,20 +315,30 @@ def client_bulk_create(*, clients: list[Client], user, batch_size: int = BULK_BA
     for client in clients:
         client.email = normalize_email(client.email or "")
         client.linkedin_url = normalize_linkedin_url(client.linkedin_url or "")
-    created = Client.objects.bulk_create(clients, batch_size=batch_size)
-    ClientChange.objects.bulk_create(
-        (ClientChange(client_id=client.pk, user=user, field=CREATED, new_value=str(client)) for client in created),
+    created = records_bulk_insert(objects=clients, batch_size=batch_size)
+    records_bulk_insert(
+        objects=[
+            ClientChange(client_id=client.pk, user=user, field=CREATED, new_value=str(client)) for client in created
+        ],
         batch_size=batch_size,
     )
     return created
 
 
 def client_bulk_update(
-    *, updates: list[tuple[Client, Mapping[str, Any]]], user, batch_size: int = BULK_BATCH_SIZE
+    *,
+    updates: list[tuple[Client, Mapping[str, Any]]],
+    user,
+    batch_size: int = BULK_BATCH_SIZE,
+    derived: Iterable[str] = (),
 ) -> int:
-    """Set new values on loaded clients (``(client, {field: value})``), one history row per changed field."""
+    """Set new values on loaded clients (``(client, {field: value})``), one history row per changed field.
+
+    ``derived`` names fields the caller has already set on the clients (derived dates such as the last interaction),
+    written in the same pass without history rows.
+    """
     now = timezone.now()
-    changes, changed, fields = [], [], {"updated_at"}
+    changes, changed, fields = [], [], {"updated_at", *derived}
     for client, data in updates:
         data = _normalized(data)
         for name, new in data.items():
@@ -348,9 +358,99 @@ def client_bulk_update(
                 fields.add(name)
         client.updated_at = now
         changed.append(client)
-    Client.objects.bulk_update(changed, sorted(fields), batch_size=batch_size)
-    ClientChange.objects.bulk_create(changes, batch_size=batch_size)
+    if _copies():
+        _client_copy_update(clients=changed, fields=sorted(fields - {"updated_at"}), now=now)
+    else:
+        Client.objects.bulk_update(changed, sorted(fields), batch_size=batch_size)
+    records_bulk_insert(objects=changes, batch_size=batch_size)
     return len(changed)
+
+
+def _copies() -> bool:
+    """Bulk writes stream through COPY on PostgreSQL; other databases take Django's bulk_create and bulk_update."""
+    return connection.vendor == "postgresql"
+
+
+def _copy_text(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    text = value.isoformat() if isinstance(value, (datetime, date)) else str(value)
+    if text.isprintable() and "\\" not in text:
+        return text
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+COPY_CHUNK_ROWS = 20_000
+
+
+def _copy_in(cursor, *, table: str, columns: list[str], rows: Iterable[Iterable[Any]]) -> None:
+    """COPY rows into a table, in chunks so that the text of a large import is never all in memory at once."""
+    import io
+    from itertools import islice
+
+    quoted = ", ".join(connection.ops.quote_name(column) for column in columns)
+    rows = iter(rows)
+    while chunk := list(islice(rows, COPY_CHUNK_ROWS)):
+        buffer = io.StringIO("".join("\t".join(_copy_text(value) for value in row) + "\n" for row in chunk))
+        cursor.copy_expert(f"COPY {connection.ops.quote_name(table)} ({quoted}) FROM STDIN", buffer)
+
+
+def _db_value(field: models.Field, obj: models.Model, *, add: bool) -> Any:
+    # The values of this app's columns go into COPY as they are (text, numbers, dates); JSON is the one to encode.
+    value = field.pre_save(obj, add) if add else getattr(obj, field.attname)
+    if value is not None and isinstance(field, models.JSONField):
+        import json
+
+        return json.dumps(value, cls=field.encoder)
+    return value
+
+
+def records_bulk_insert(*, objects: list[models.Model], batch_size: int = BULK_BATCH_SIZE) -> list[models.Model]:
+    """Insert new instances of one model and set their ids, as bulk_create does: on PostgreSQL the ids are drawn from
+    the table's sequence and the rows go in with COPY."""
+    if not objects:
+        return objects
+    meta = type(objects[0])._meta
+    if not _copies():
+        return meta.model.objects.bulk_create(objects, batch_size=batch_size)
+    fields = [meta.pk, *(field for field in meta.concrete_fields if not field.primary_key)]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [meta.db_table, meta.pk.column, len(objects)],
+        )
+        for obj, (pk,) in zip(objects, cursor.fetchall(), strict=True):
+            obj.pk = pk
+        rows = ([_db_value(field, obj, add=True) for field in fields] for obj in objects)
+        _copy_in(cursor, table=meta.db_table, columns=[field.column for field in fields], rows=rows)
+    for obj in objects:
+        obj._state.adding, obj._state.db = False, connection.alias
+    return objects
+
+
+def _client_copy_update(*, clients: list[Client], fields: list[str], now: datetime) -> None:
+    """One UPDATE ... FROM a temporary table COPYed with the id and the given fields of each client."""
+    if not clients:
+        return
+    quote = connection.ops.quote_name
+    model_fields = [Client._meta.get_field(name) for name in fields]
+    columns = [field.column for field in model_fields]
+    table = "crm_client_bulk_update"
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        selected = ", ".join(quote(column) for column in ["id", *columns])
+        source = f"SELECT {selected} FROM {quote(Client._meta.db_table)} WITH NO DATA"  # noqa: S608
+        cursor.execute(f"CREATE TEMPORARY TABLE {table} ON COMMIT DROP AS {source}")
+        rows = ([client.pk, *(_db_value(field, client, add=False) for field in model_fields)] for client in clients)
+        _copy_in(cursor, table=table, columns=["id", *columns], rows=rows)
+        cursor.execute(f"ANALYZE {table}")  # without statistics the planner scans the whole client table
+        assignments = ", ".join([f"{quote(column)} = t.{quote(column)}" for column in columns] + ["updated_at = %s"])
+        cursor.execute(
+            f"UPDATE {quote(Client._meta.db_table)} AS c SET {assignments} FROM {table} AS t WHERE c.id = t.id",  # noqa: S608
+            [now],
+        )
 
 
 def client_bulk_add_tags(
@@ -381,8 +481,13 @@ def client_bulk_add_tags(
 def client_bulk_remove_tags(*, tags_by_client: Mapping[int, Iterable[str]]) -> None:
     """Take the named tags off each client (the reverse of :func:`client_bulk_add_tags`)."""
     through = Client.tags.through
+    by_names: dict[tuple[str, ...], list[int]] = {}
     for client_id, names in tags_by_client.items():
-        through.objects.filter(client_id=client_id, tag__name__in=list(names)).delete()
+        if names:
+            by_names.setdefault(tuple(sorted(set(names))), []).append(client_id)
+    for names, client_ids in by_names.items():
+        for chunk in _chunks(client_ids, BULK_BATCH_SIZE):
+            through.objects.filter(client_id__in=chunk, tag__name__in=names).delete()
 
 
 def client_bulk_delete(*, client_ids: Iterable[int], batch_size: int = BULK_BATCH_SIZE) -> int:
@@ -395,9 +500,25 @@ def client_bulk_delete(*, client_ids: Iterable[int], batch_size: int = BULK_BATC
 
 def interaction_bulk_create(*, interactions: list[Interaction], batch_size: int = BULK_BATCH_SIZE) -> list[Interaction]:
     """Insert interactions and move their clients' last-interaction dates (call once per import, not per row)."""
-    created = Interaction.objects.bulk_create(interactions, batch_size=batch_size)
-    client_refresh_activity_in_batches(client_ids={interaction.client_id for interaction in created})
-    return created
+    if not _copies():
+        created = Interaction.objects.bulk_create(interactions, batch_size=batch_size)
+        client_refresh_activity_in_batches(client_ids={interaction.client_id for interaction in created})
+        return created
+    with transaction.atomic():
+        records_bulk_insert(objects=interactions)
+        client_ids = sorted({interaction.client_id for interaction in interactions})
+        if client_ids:
+            # Interactions move only the last-interaction date (purchase dates stay): one set-based UPDATE over
+            # their clients, which leaves alone the rows already right (new clients are written with theirs).
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "UPDATE crm_client AS c SET last_interaction_at = m.last"
+                    " FROM (SELECT client_id, max(occurred_at) AS last FROM crm_interaction"
+                    " WHERE client_id = ANY(%s) GROUP BY client_id) AS m"
+                    " WHERE c.id = m.client_id AND c.last_interaction_at IS DISTINCT FROM m.last",
+                    [client_ids],
+                )
+    return interactions
 
 
 def purchase_bulk_record(

@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -598,9 +598,21 @@ def _batches(rows: list[RowPlan]) -> Iterator[list[RowPlan]]:
         yield rows[start : start + size]
 
 
-def _new_client(values: dict[str, Any], options: dict) -> Client:
-    fields = {name: value for name, value in values.items() if name in UPDATABLE_FIELDS or name == "source"}
-    return Client(owner_id=options.get("owner_id"), **fields)
+def _last_interaction(row: RowPlan) -> datetime | None:
+    return max((item["occurred_at"] for item in row.interactions if item.get("occurred_at")), default=None)
+
+
+def _new_client(row: RowPlan, options: dict) -> Client:
+    fields = {name: value for name, value in row.values.items() if name in UPDATABLE_FIELDS or name == "source"}
+    # Written with the row rather than after the interactions: each client row is written once.
+    return Client(owner_id=options.get("owner_id"), last_interaction_at=_last_interaction(row), **fields)
+
+
+def _moved_forward(client: Client, row: RowPlan) -> Client:
+    last = _last_interaction(row)
+    if last is not None and (client.last_interaction_at is None or last > client.last_interaction_at):
+        client.last_interaction_at = last
+    return client
 
 
 def _apply_people(job: ImportJob, plan: list[RowPlan], progress) -> None:
@@ -609,7 +621,7 @@ def _apply_people(job: ImportJob, plan: list[RowPlan], progress) -> None:
     creates = [row for row in plan if row.action == CREATE]
     for batch in _batches(creates):
         created = crm_services.client_bulk_create(
-            clients=[_new_client(row.values, job.options) for row in batch], user=user, batch_size=batch_size
+            clients=[_new_client(row, job.options) for row in batch], user=user, batch_size=batch_size
         )
         for row, client in zip(batch, created, strict=True):
             row.client_id = client.pk
@@ -618,21 +630,22 @@ def _apply_people(job: ImportJob, plan: list[RowPlan], progress) -> None:
         progress(done)
     updates = [row for row in plan if row.action == UPDATE]
     previous: dict[int, dict[str, Any]] = {}
+    pending = []
     for batch in _batches(updates):
         clients = Client.objects.in_bulk([row.client_id for row in batch if row.changes])
-        crm_services.client_bulk_update(
-            updates=[
-                (clients[row.client_id], {name: new for name, (_old, new) in row.changes.items()})
-                for row in batch
-                if row.changes
-            ],
-            user=user,
-            batch_size=batch_size,
-        )
+        pending += [
+            (_moved_forward(clients[row.client_id], row), {name: new for name, (_old, new) in row.changes.items()})
+            for row in batch
+            if row.changes
+        ]
         for row in batch:
             previous[row.client_id] = {name: _json_value(old) for name, (old, _new) in row.changes.items()}
-        done += len(batch)
-        progress(done)
+    crm_services.client_bulk_update(updates=pending, user=user, batch_size=batch_size, derived=["last_interaction_at"])
+    del pending
+    # The undo records go in phase by phase, so that the model instances of one phase are freed before the next.
+    crm_services.records_bulk_insert(objects=changes, batch_size=batch_size)
+    done += len(updates)
+    progress(done)
     added = crm_services.client_bulk_add_tags(
         tags_by_client={row.client_id: row.tags for row in plan if row.action in (CREATE, UPDATE)},
         batch_size=batch_size,
@@ -640,10 +653,11 @@ def _apply_people(job: ImportJob, plan: list[RowPlan], progress) -> None:
     for client_id, names in added.items():
         if client_id in previous:
             previous[client_id]["__tags_added__"] = names
-    changes += [
+    changes = [
         _change(job, ImportEntity.CLIENT, client_id, ImportChangeAction.UPDATED, values)
         for client_id, values in previous.items()
     ]
+    crm_services.records_bulk_insert(objects=changes, batch_size=batch_size)
     interactions = [
         Interaction(client_id=row.client_id, **item)
         for row in plan
@@ -651,8 +665,12 @@ def _apply_people(job: ImportJob, plan: list[RowPlan], progress) -> None:
         for item in row.interactions
     ]
     created = crm_services.interaction_bulk_create(interactions=interactions, batch_size=batch_size)
-    changes += [_change(job, ImportEntity.INTERACTION, item.pk, ImportChangeAction.CREATED) for item in created]
-    ImportChange.objects.bulk_create(changes, batch_size=batch_size)
+    ids = [item.pk for item in created]
+    del interactions, created
+    crm_services.records_bulk_insert(
+        objects=[_change(job, ImportEntity.INTERACTION, pk, ImportChangeAction.CREATED) for pk in ids],
+        batch_size=batch_size,
+    )
 
 
 def _change(job: ImportJob, entity: str, object_id: int, action: str, previous: dict | None = None) -> ImportChange:
@@ -699,7 +717,7 @@ def _apply_purchases(job: ImportJob, plan: list[RowPlan], progress) -> None:
         changes += [_change(job, ImportEntity.PURCHASE, item.pk, ImportChangeAction.CREATED) for item in purchases]
         done += len(batch)
         progress(done)
-    ImportChange.objects.bulk_create(changes, batch_size=batch_size)
+    crm_services.records_bulk_insert(objects=changes, batch_size=batch_size)
 
 
 def _product_key(line: dict[str, Any]) -> tuple[str, str]:

@@ -254,3 +254,34 @@ def test_two_imports_at_once_create_no_duplicates(admin_member):
     statuses = sorted(ImportJob.objects.values_list("status", flat=True))
     assert statuses == [ImportStatus.APPLIED, ImportStatus.APPLIED]
     assert sorted(ImportJob.objects.values_list("created_count", flat=True)) == [0, 2]
+
+
+def test_apply_and_undo_keep_special_characters_and_empty_values_exact(admin_member):
+    notes = 'tab\there, line\nbreak, back\\slash, "quoted", \\N'
+    client = ClientFactory(email="ann@x.com", notes="old\tnote", birth_year=None, city="")
+    before = _state(client)
+    data = f'email,notes,birth year,city\nann@x.com,"{notes.replace(chr(34), 2 * chr(34))}",1980,Paris\n'.encode()
+    job = _apply(_job(data + b'zed@x.com,"a\\\\b\tc",,\n', admin_member, policy="overwrite"))
+    assert job.status == ImportStatus.APPLIED, job.error
+    client.refresh_from_db()
+    assert (client.notes, client.birth_year, client.city) == (notes, 1980, "Paris")
+    created = Client.objects.get(email="zed@x.com")
+    assert (created.notes, created.birth_year) == ("a\\\\b\tc", None)
+    imports.import_undo(job_id=job.pk, user=admin_member)
+    assert _state(client) == before
+    assert not Client.objects.filter(email="zed@x.com").exists()
+
+
+def test_new_interactions_move_the_last_interaction_date_forward(admin_member):
+    client = ClientFactory(email="ann@x.com", first_name="Ann", last_name="Martin")
+    crm_services.interaction_bulk_create(
+        interactions=[Interaction(client=client, kind="call", occurred_at=timezone.now() - timedelta(days=400))]
+    )
+    client.refresh_from_db()
+    assert client.last_interaction_at.date() == (timezone.now() - timedelta(days=400)).date()
+    job = _apply(_job(WAALAXY, admin_member))
+    client.refresh_from_db()
+    ann = Interaction.objects.filter(client=client).order_by("-occurred_at").first()
+    assert job.status == ImportStatus.APPLIED and client.last_interaction_at == ann.occurred_at
+    new = Client.objects.get(email="")
+    assert new.last_interaction_at == new.interactions.order_by("-occurred_at").first().occurred_at
