@@ -53,3 +53,12 @@ def test_compiled_catalog_matches_the_source(language):
         if "msgid_plural" in entry or "msgctxt" in entry:
             continue
         assert catalog.gettext(entry["msgid"]) == entry["msgstr"], entry["msgid"]
+
+
+def test_english_catalog_keeps_the_source_text():
+    """English is the source language: a guessed translation from a similar string must never stand in it."""
+    for entry in _entries(LOCALE / "en" / "LC_MESSAGES" / "django.po"):
+        if "msgid_plural" in entry:
+            assert (entry["msgstr[0]"], entry["msgstr[1]"]) == (entry["msgid"], entry["msgid_plural"])
+        else:
+            assert entry["msgstr"] == entry["msgid"]
