@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from crm import models, reminders, roles, services
 from crm.pagination import CappedPaginator
@@ -163,7 +164,10 @@ class ReminderAdmin(AdminRoleOnly, admin.ModelAdmin):
     @admin.action(description=_("Send the selected failed reminders again"))
     def send_again(self, request, queryset):
         count = reminders.reminders_retry(reminder_ids=list(queryset.values_list("pk", flat=True)))
-        self.message_user(request, _("%(count)d reminders queued again.") % {"count": count})
+        self.message_user(
+            request,
+            ngettext("%(count)d reminder queued again.", "%(count)d reminders queued again.", count) % {"count": count},
+        )
 
 
 @admin.register(models.Digest)

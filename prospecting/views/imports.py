@@ -9,7 +9,7 @@ from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from crm import roles
@@ -132,7 +132,12 @@ def import_undo(request: HttpRequest, pk: int) -> HttpResponse:
         if kept:
             messages.warning(
                 request,
-                gettext("%(count)d record(s) edited since the import were kept as edited.") % {"count": len(kept)},
+                ngettext(
+                    "%(count)d record edited since the import was kept as edited.",
+                    "%(count)d records edited since the import were kept as edited.",
+                    len(kept),
+                )
+                % {"count": len(kept)},
             )
         return redirect(job)
     conflicts = services.import_undo_conflicts(job=job)
