@@ -78,7 +78,7 @@ def test_a_link_signed_for_another_purpose_is_refused(client, sent):
     from django.core import signing
 
     send, _path = sent
-    token = signing.dumps({"c": send.client_id, "s": send.pk}, compress=True)  # no salt: not an unsubscribe link
+    token = signing.Signer().sign_object({"c": send.client_id, "s": send.pk}, compress=True)  # not our salt
 
     assert client.post(reverse("prospecting:unsubscribe", args=[token])).status_code == 400
 
@@ -120,3 +120,13 @@ def test_an_unsubscribed_client_gets_no_further_campaign_email(
         services.campaign_launch(campaign=campaign, user=manager)
 
     assert mail.outbox == []
+
+
+def test_a_send_always_gets_the_same_link(sent, monkeypatch):
+    import time
+
+    send, _path = sent
+    first = services.unsubscribe_url(send)
+    later = time.time() + 3600
+    monkeypatch.setattr(time, "time", lambda: later)  # a timestamped token would change
+    assert services.unsubscribe_url(send) == first
