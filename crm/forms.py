@@ -42,8 +42,8 @@ def _member_label(user) -> str:
     return user.get_full_name() or user.get_username()
 
 
-def _style_for_bootstrap(form: forms.BaseForm) -> None:
-    """Give every widget its Bootstrap class, so that templates render fields in a plain loop."""
+def style_for_bootstrap(form: forms.BaseForm) -> forms.BaseForm:
+    """Give every widget its Bootstrap class, so that templates render fields in a plain loop (all apps' forms)."""
     for form_field in form.fields.values():
         widget = form_field.widget
         if isinstance(widget, forms.CheckboxInput):
@@ -53,6 +53,7 @@ def _style_for_bootstrap(form: forms.BaseForm) -> None:
         else:
             css_class = "form-control"
         widget.attrs.setdefault("class", css_class)
+    return form
 
 
 def _datetime_local_input() -> forms.DateTimeInput:
@@ -148,7 +149,7 @@ class ClientForm(forms.ModelForm):
         }
         self.fields["email"].widget.attrs.update(duplicate_check)
         self.fields["linkedin_url"].widget.attrs.update(duplicate_check)
-        _style_for_bootstrap(self)
+        style_for_bootstrap(self)
 
     def clean_linkedin_url(self) -> str:
         url = normalize_linkedin_url(self.cleaned_data["linkedin_url"])
@@ -201,7 +202,7 @@ class InteractionForm(forms.ModelForm):
         occurred_at.initial = _now_to_the_minute
         # The model's callable default would otherwise add a hidden "initial" input to the form.
         occurred_at.show_hidden_initial = False
-        _style_for_bootstrap(self)
+        style_for_bootstrap(self)
 
 
 class FollowUpForm(forms.ModelForm):
@@ -215,7 +216,7 @@ class FollowUpForm(forms.ModelForm):
         self.fields["due_at"].initial = _tomorrow_morning
         self.fields["assignee"].queryset = team_members()
         self.fields["assignee"].label_from_instance = _member_label
-        _style_for_bootstrap(self)
+        style_for_bootstrap(self)
 
 
 class FollowUpCloseForm(forms.Form):
@@ -239,7 +240,7 @@ class PersonaForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        _style_for_bootstrap(self)
+        style_for_bootstrap(self)
 
 
 class _IdListTextarea(forms.Textarea):
@@ -267,7 +268,7 @@ class PersonaAssignForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        _style_for_bootstrap(self)
+        style_for_bootstrap(self)
 
     def clean_client_ids(self) -> list[int]:
         text = self.cleaned_data["client_ids"]

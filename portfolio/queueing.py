@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 def enqueue_now(task, *args, on_failure: Callable[[Exception], None] | None = None) -> bool:
     """Send ``task(*args)`` to the broker; False (after logging and ``on_failure``) if the broker is unreachable."""
     try:
-        task.apply_async(args=args, retry=False)
+        task.apply_async(args=list(args), retry=False)
     except (OperationalError, OSError) as error:
         logger.warning("could not queue %s%r: broker unreachable", task.name, args, exc_info=True)
         if on_failure is not None:

@@ -8,11 +8,11 @@ from django.contrib.auth import get_user_model
 from django.utils.translation import gettext_lazy as _
 
 from crm import roles
+from crm.forms import style_for_bootstrap
 from crm.models import Source
 from prospecting.mapping import FIELDS_BY_TARGET
 from prospecting.models import ImportKind, MatchKey, SavedMapping, UnknownClients, UpdatePolicy
 from prospecting.validation import InvalidValue, parse_tags
-from prospecting.views import style_for_bootstrap
 
 
 class ImportUploadForm(forms.Form):

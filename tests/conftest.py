@@ -9,6 +9,7 @@ import shutil
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import Group
 
 from crm import roles
 from tests.factories import ClientFactory, UserFactory
@@ -43,6 +44,16 @@ def pytest_sessionfinish(session, exitstatus):
     if session.config.getoption("--fail-on-skip") and skipped:
         reporter.write_line(f"--fail-on-skip: {len(skipped)} test(s) were skipped; none may be in CI.", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="module")
+def role_groups_restored(django_db_blocker):
+    """For modules with transactional tests: their closing flush removes the role groups (made by a migration)
+    that later tests of the run expect."""
+    yield
+    with django_db_blocker.unblock():
+        for name in roles.ROLES:
+            Group.objects.get_or_create(name=name)
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from crm import roles
 from crm.filters import ClientFilter, client_filter_class
 from crm.followups import follow_up_plan_many
+from crm.forms import style_for_bootstrap
 from crm.models import Client, FollowUp, Segment
 
 MAX_BULK_FOLLOW_UPS = 5000
@@ -53,9 +54,7 @@ class FollowUpBulkForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        for field in self.fields.values():
-            css = "form-select" if isinstance(field.widget, forms.Select) else "form-control"
-            field.widget.attrs.setdefault("class", css)
+        style_for_bootstrap(self)
 
 
 def _selection(request: HttpRequest, data: QueryDict) -> tuple[ClientFilter, Segment | None]:

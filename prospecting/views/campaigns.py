@@ -18,10 +18,11 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from crm import roles
+from crm.forms import style_for_bootstrap
 from crm.models import Segment
 from prospecting import campaigns as services
 from prospecting.models import Campaign, CampaignStep, Offer
-from prospecting.views import rfm_segment_choices, style_for_bootstrap
+from prospecting.views import rfm_segment_choices
 
 
 class CampaignForm(forms.ModelForm):

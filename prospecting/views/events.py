@@ -18,10 +18,10 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from crm import roles
+from crm.forms import style_for_bootstrap
 from crm.models import Client
 from prospecting import events as services
 from prospecting.models import Event
-from prospecting.views import style_for_bootstrap
 
 REGISTRATIONS_SHOWN = 100
 

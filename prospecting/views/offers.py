@@ -15,11 +15,12 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from crm import roles
+from crm.forms import style_for_bootstrap
 from crm.models import Purchase, Segment
 from prospecting import offers as services
 from prospecting.campaigns import rfm_segment_label
 from prospecting.models import DiscountKind, Offer
-from prospecting.views import rfm_segment_choices, style_for_bootstrap
+from prospecting.views import rfm_segment_choices
 
 
 class OfferForm(forms.ModelForm):

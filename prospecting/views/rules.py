@@ -17,12 +17,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from kombu.exceptions import OperationalError
 
 from crm import roles
+from crm.forms import style_for_bootstrap
+from portfolio.queueing import enqueue_now
 from prospecting import rules as services
 from prospecting.models import AutomationRule, RuleTrigger
 from prospecting.tasks import apply_automation_rule_task
+from prospecting.views import rfm_segment_choices
 from scoring.rfm import SEGMENTS
 from scoring.selectors import current_run_id
 
@@ -38,14 +40,9 @@ class AutomationRuleForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["segment"].choices = [("", "—"), *((key, segment.label) for key, segment in SEGMENTS.items())]
+        self.fields["segment"].choices = rfm_segment_choices()
         self.fields["idle_days"].widget.attrs["min"] = 1
-        for field in self.fields.values():
-            if isinstance(field.widget, forms.CheckboxInput):
-                field.widget.attrs.setdefault("class", "form-check-input")
-            else:
-                css = "form-select" if isinstance(field.widget, forms.Select) else "form-control"
-                field.widget.attrs.setdefault("class", css)
+        style_for_bootstrap(self)
 
     def clean(self) -> dict:
         cleaned = super().clean()
@@ -110,10 +107,7 @@ def rule_preview(request: HttpRequest) -> HttpResponse:
 
 
 def _enqueue_apply(request: HttpRequest, rule: AutomationRule) -> None:
-    try:
-        apply_automation_rule_task.apply_async(args=[rule.pk], retry=False)
-    except (OperationalError, OSError):
-        logger.warning("could not queue automation rule %s: broker unreachable", rule.pk, exc_info=True)
+    if not enqueue_now(apply_automation_rule_task, rule.pk):
         messages.warning(
             request,
             gettext("The background workers cannot be reached now; “%(name)s” will be applied with tonight's run.")

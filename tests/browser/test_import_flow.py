@@ -1,16 +1,17 @@
 """An admin imports a Waalaxy export in headless Chromium: upload, preview counts, apply, prospects in the list."""
 
-import os
-
 import pytest
 from django.contrib.auth.models import Group
 
 from crm import roles
 from crm.models import Client
-from tests.conftest import CHROMIUM
 from tests.factories import UserFactory
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("role_groups_restored"),
+]
 
 PASSWORD = "correct horse battery staple"
 WAALAXY = (
@@ -19,33 +20,6 @@ WAALAXY = (
     "Paul,Verne,https://www.linkedin.com/in/paul-verne,,Verne SA,2024-03-01,,Salon\n"
     "Paul,Verne,https://www.linkedin.com/in/paul-verne,,Verne SA,2024-03-01,,Salon\n"
 )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _role_groups_back_after_flush(django_db_blocker):
-    """A transactional test ends with a flush that takes the role groups (made by a migration) away; later tests
-    of the run expect them."""
-    yield
-    with django_db_blocker.unblock():
-        for name in roles.ROLES:
-            Group.objects.get_or_create(name=name)
-
-
-@pytest.fixture
-def page(live_server):
-    from playwright.sync_api import sync_playwright
-
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )
-        context = browser.new_context(locale="en-GB", base_url=live_server.url)
-        context.set_default_timeout(15_000)
-        yield context.new_page()
-        browser.close()
-    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
 def test_admin_uploads_a_waalaxy_export_previews_and_applies_it(page, tmp_path, tasks_inline):

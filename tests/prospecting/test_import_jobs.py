@@ -4,11 +4,9 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Group
 from django.db import connection
 from django.utils import timezone
 
-from crm import roles
 from crm import services as crm_services
 from crm.models import Client, ClientChange, Interaction, Product, Purchase, Stage, Tag
 from prospecting import imports
@@ -31,16 +29,6 @@ PURCHASES = (
     b"ann@x.com,2024-05-01,A-1,1,5.50,Spoon,Kitchen\n"
     b"stranger@x.com,2024-05-02,B-7,1,30,Lamp,Home\n"
 )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _role_groups_back_after_flush(django_db_blocker):
-    """A transactional test ends with a flush that takes the role groups (made by a migration) away; later tests
-    of the run expect them."""
-    yield
-    with django_db_blocker.unblock():
-        for name in roles.ROLES:
-            Group.objects.get_or_create(name=name)
 
 
 def _job(data, user, *, kind="people", filename="file.csv", **options):
@@ -226,6 +214,7 @@ def test_purchases_create_unknown_clients_and_undo_removes_them(admin_member):
 
 @pytest.mark.postgresql
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("role_groups_restored")
 def test_two_imports_at_once_create_no_duplicates(admin_member):
     import threading
 
