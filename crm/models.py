@@ -284,6 +284,8 @@ class Purchase(models.Model):
     reference = models.CharField(_("reference"), max_length=64, blank=True)
     purchased_on = models.DateField(_("date"))
     amount = models.DecimalField(_("amount"), max_digits=12, decimal_places=2)
+    # What the goods sold cost, when known: the gross margin is amount - cost (unknown without it).
+    cost = models.DecimalField(_("cost of goods"), max_digits=12, decimal_places=2, null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:

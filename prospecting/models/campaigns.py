@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 __all__ = [
     "Campaign",
+    "CampaignMember",
     "CampaignSend",
     "CampaignStatus",
     "CampaignStep",
@@ -210,6 +211,8 @@ class Campaign(models.Model):
     launched_at = models.DateTimeField(_("launched at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     outcomes_refreshed_at = models.DateTimeField(_("outcomes refreshed at"), null=True, blank=True)
+    # What the campaign cost (design, sending, discounts granted), for profitability per segment and persona.
+    cost = models.DecimalField(_("cost"), max_digits=12, decimal_places=2, null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -226,6 +229,32 @@ class Campaign(models.Model):
     @property
     def is_draft(self) -> bool:
         return self.status == CampaignStatus.DRAFT
+
+
+class CampaignMember(models.Model):
+    """A client enrolled in a campaign by hand (a bulk action on a selection), on top of its target segment."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="members", verbose_name=_("campaign"))
+    client = models.ForeignKey(
+        "crm.Client", on_delete=models.CASCADE, related_name="campaign_memberships", verbose_name=_("client")
+    )
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("added by"),
+    )
+    added_at = models.DateTimeField(_("added at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("campaign member")
+        verbose_name_plural = _("campaign members")
+        constraints = [models.UniqueConstraint(fields=["campaign", "client"], name="campaign_member_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.client} / {self.campaign}"
 
 
 class CampaignStep(models.Model):
