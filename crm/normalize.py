@@ -3,6 +3,8 @@
 import re
 from urllib.parse import unquote, urlsplit
 
+# Already in the normalised form (lowercase ASCII slug, nothing to unquote): returned as it is, much faster.
+_CANONICAL = re.compile(r"https://www\.linkedin\.com/(?:in|pub|company|sales/lead|sales/people)/[a-z0-9._~-]+")
 _LINKEDIN_PATH = re.compile(r"^/(in|pub|company|sales/lead|sales/people)/([^/?#]+)", re.IGNORECASE)
 
 
@@ -17,8 +19,8 @@ def normalize_linkedin_url(value: str) -> str:
     ``https://www.linkedin.com/in/jean-dupont`` are one profile.
     """
     value = value.strip()
-    if not value:
-        return ""
+    if not value or _CANONICAL.fullmatch(value):
+        return value
     candidate = value if "://" in value else f"https://{value}"
     parts = urlsplit(candidate)
     host = (parts.hostname or "").lower()

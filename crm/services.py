@@ -5,7 +5,7 @@ derived dates (last interaction, last purchase, conversion) follow the interacti
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -428,6 +428,263 @@ def records_bulk_insert(*, objects: list[models.Model], batch_size: int = BULK_B
     for obj in objects:
         obj._state.adding, obj._state.db = False, connection.alias
     return objects
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_lines(rows: Iterable[Iterable[Any]]) -> Iterator[str]:
+    """COPY text lines of plain values (str, int, bool, Decimal, date, datetime, None)."""
+    escapes = _COPY_ESCAPES
+    for row in rows:
+        yield (
+            "\t".join(
+                [
+                    value.translate(escapes)
+                    if value.__class__ is str
+                    else "\\N"
+                    if value is None
+                    else str(value)
+                    if value.__class__ is int
+                    else _copy_other(value)
+                    for value in row
+                ]
+            )
+            + "\n"
+        )
+
+
+def _copy_other(value: Any) -> str:
+    if value.__class__ is bool:
+        return "t" if value else "f"
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return str(value).translate(_COPY_ESCAPES)
+
+
+COPY_READ_SIZE = 1 << 20
+
+
+class _CopySource:
+    """A file for ``copy_expert`` that writes its lines as PostgreSQL asks for them: the server inserts one piece
+    (and updates the indexes) while the next is being written, so Python and PostgreSQL work at the same time, and
+    the text of a large import is never all in memory."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self.lines = lines
+
+    def read(self, size: int = -1) -> str:
+        from itertools import islice
+
+        pieces, length = [], 0
+        while size < 0 or length < size:
+            piece = "".join(islice(self.lines, 500))
+            if not piece:
+                break
+            pieces.append(piece)
+            length += len(piece)
+        return "".join(pieces)
+
+    readline = read
+
+
+def _copy_rows(cursor, *, table: str, columns: list[str], rows: Iterable[Iterable[Any]]) -> None:
+    quoted = ", ".join(connection.ops.quote_name(column) for column in columns)
+    sql = f"COPY {connection.ops.quote_name(table)} ({quoted}) FROM STDIN"
+    cursor.copy_expert(sql, _CopySource(_copy_lines(rows)), COPY_READ_SIZE)
+
+
+def _row_defaults(meta, now: datetime) -> dict[str, Any]:
+    defaults = {}
+    for field in meta.concrete_fields:
+        if field.primary_key:
+            continue
+        automatic = getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
+        if automatic or (field.has_default() and field.default is timezone.now):
+            defaults[field.attname] = now
+        else:
+            defaults[field.attname] = field.get_default()
+    return defaults
+
+
+def rows_bulk_insert(
+    *, model: type[models.Model], rows: list[Mapping[str, Any]], batch_size: int = BULK_BATCH_SIZE
+) -> list[int]:
+    """Insert plain rows of one model (``{attname: value}``, the others take their default) and return their new
+    ids in order. No model instance is built: on PostgreSQL the ids are drawn from the table's sequence and the rows
+    go in with COPY; elsewhere through ``bulk_create``. JSON fields take Python values; ``now`` defaults
+    (``timezone.now``, ``auto_now``) are one moment for the whole call."""
+    if not rows:
+        return []
+    meta = model._meta
+    if not _copies():
+        created = model.objects.bulk_create([model(**row) for row in rows], batch_size=batch_size)
+        return [obj.pk for obj in created]
+    import json
+
+    defaults = _row_defaults(meta, timezone.now())
+    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    pairs = [(field.attname, defaults[field.attname]) for field in fields]
+    json_columns = [
+        (index, field.encoder) for index, field in enumerate(fields, start=1) if isinstance(field, models.JSONField)
+    ]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [meta.db_table, meta.pk.column, len(rows)],
+        )
+        ids = [pk for (pk,) in cursor.fetchall()]
+
+        def values(pk: int, row: Mapping[str, Any]) -> list[Any]:
+            line = [pk, *[row.get(name, default) for name, default in pairs]]
+            for index, encoder in json_columns:
+                if line[index] is not None:
+                    line[index] = json.dumps(line[index], cls=encoder)
+            return line
+
+        _copy_rows(
+            cursor,
+            table=meta.db_table,
+            columns=[meta.pk.column, *(field.column for field in fields)],
+            rows=(values(pk, row) for pk, row in zip(ids, rows, strict=True)),
+        )
+    return ids
+
+
+def client_bulk_insert(*, rows: list[dict[str, Any]], user) -> list[int]:
+    """Insert new clients from plain field values (``{field: value}``, email and LinkedIn URL normalised) with one
+    "created" history row each; returns their ids in order. The bulk twin of :func:`client_create`, without model
+    instances, for imports of many thousand rows."""
+    for row in rows:
+        row["email"] = normalize_email(row.get("email") or "")
+        row["linkedin_url"] = normalize_linkedin_url(row.get("linkedin_url") or "")
+    ids = rows_bulk_insert(model=Client, rows=rows)
+    now, user_id = timezone.now(), getattr(user, "pk", None)
+    history = []
+    for pk, row in zip(ids, rows, strict=True):
+        label = f"{row.get('first_name', '')} {row.get('last_name', '')}".strip() or row["email"] or f"#{pk}"
+        history.append({"client_id": pk, "user_id": user_id, "changed_at": now, "field": CREATED, "new_value": label})
+    rows_bulk_insert(model=ClientChange, rows=history)
+    return ids
+
+
+def client_bulk_change(
+    *,
+    changes: Mapping[int, Mapping[str, tuple[Any, Any]]],
+    user,
+    last_interaction_at: Mapping[int, datetime] | None = None,
+) -> int:
+    """Write field changes worked out from a read of the clients in this transaction (``{client id: {field: (old,
+    new)}}``), with one history row per field, and move last-interaction dates forward (``{client id: moment}``,
+    never backward). Only the clients with a change or a later date are written, in one UPDATE on PostgreSQL: every
+    rewritten row costs an entry in each of the client table's indexes. Returns how many clients were written.
+
+    A new value is never ``None`` (``ValueError``): this is for filling and overwriting, not for blanking fields."""
+    moments = {pk: moment for pk, moment in (last_interaction_at or {}).items() if moment is not None}
+    if any(new is None for values in changes.values() for _old, new in values.values()):
+        raise ValueError("client_bulk_change cannot set a field to None")
+    changes = {
+        pk: {name: (old, _normalized({name: new})[name]) for name, (old, new) in values.items()}
+        for pk, values in changes.items()
+        if values
+    }
+    if not changes and not moments:
+        return 0
+    now, user_id = timezone.now(), getattr(user, "pk", None)
+    history = [
+        {
+            "client_id": pk,
+            "user_id": user_id,
+            "changed_at": now,
+            "field": name,
+            "old_value": _display(old),
+            "new_value": _display(new),
+        }
+        for pk, values in changes.items()
+        for name, (old, new) in values.items()
+    ]
+    written = _client_change_write(changes, moments, now) if _copies() else _client_change_save(changes, moments, now)
+    rows_bulk_insert(model=ClientChange, rows=history)
+    return written
+
+
+def _client_change_write(
+    changes: Mapping[int, Mapping[str, tuple[Any, Any]]], moments: Mapping[int, datetime], now: datetime
+) -> int:
+    """One UPDATE ... FROM a temporary table: a NULL there keeps the client's value (an import never blanks one)."""
+    quote = connection.ops.quote_name
+    names = sorted({name for values in changes.values() for name in values})
+    columns = [Client._meta.get_field(name).column for name in names]
+    table = "crm_client_bulk_change"
+    rows = (
+        [pk, *(changes.get(pk, {}).get(name, (None, None))[1] for name in names), moments.get(pk), pk in changes]
+        for pk in sorted({*changes, *moments})
+    )
+    assignments = [f"{quote(column)} = COALESCE(t.{quote(column)}, c.{quote(column)})" for column in columns]
+    assignments += [
+        "last_interaction_at = GREATEST(c.last_interaction_at, t.last_interaction_at)",
+        "updated_at = CASE WHEN t.has_changes THEN %s ELSE c.updated_at END",
+    ]
+    later = "t.last_interaction_at > c.last_interaction_at OR c.last_interaction_at IS NULL"
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        selected = ", ".join(quote(column) for column in ["id", *columns, "last_interaction_at"])
+        source = f"SELECT {selected}, NULL::boolean AS has_changes FROM {quote(Client._meta.db_table)} WITH NO DATA"  # noqa: S608
+        cursor.execute(f"CREATE TEMPORARY TABLE {table} ON COMMIT DROP AS {source}")
+        _copy_rows(cursor, table=table, columns=["id", *columns, "last_interaction_at", "has_changes"], rows=rows)
+        cursor.execute(f"ANALYZE {table}")  # without statistics the planner scans the whole client table
+        cursor.execute(
+            f"UPDATE {quote(Client._meta.db_table)} AS c SET {', '.join(assignments)} FROM {table} AS t"  # noqa: S608
+            f" WHERE c.id = t.id AND (t.has_changes OR {later})",
+            [now],
+        )
+        return cursor.rowcount
+
+
+def _client_change_save(
+    changes: Mapping[int, Mapping[str, tuple[Any, Any]]], moments: Mapping[int, datetime], now: datetime
+) -> int:
+    clients = Client.objects.in_bulk(sorted({*changes, *moments}))
+    written, fields = [], {"last_interaction_at"}
+    for pk, client in clients.items():
+        for name, (_old, new) in changes.get(pk, {}).items():
+            setattr(client, name, new)
+            fields.add(name)
+        moment = moments.get(pk)
+        later = moment is not None and (client.last_interaction_at is None or moment > client.last_interaction_at)
+        if later:
+            client.last_interaction_at = moment
+        if pk in changes:
+            client.updated_at = now
+        if pk in changes or later:
+            written.append(client)
+    Client.objects.bulk_update(written, sorted(fields | {"updated_at"}), batch_size=BULK_BATCH_SIZE)
+    return len(written)
+
+
+def interaction_bulk_insert(*, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert interactions from plain values (``client_id``, ``kind``, ``occurred_at``...) and move their clients'
+    last-interaction dates forward; returns their ids in order. Call once per import, not per row."""
+    ids = rows_bulk_insert(model=Interaction, rows=rows)
+    latest: dict[int, datetime] = {}
+    for row in rows:
+        moment = row.get("occurred_at")
+        if moment is not None and (row["client_id"] not in latest or moment > latest[row["client_id"]]):
+            latest[row["client_id"]] = moment
+    if not latest:
+        return ids
+    if not _copies():
+        _client_change_save({}, latest, timezone.now())
+        return ids
+    # Only the clients whose date moves are rewritten (an import writes its clients' dates with their fields).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE crm_client AS c SET last_interaction_at = m.last"
+            " FROM unnest(%s::bigint[], %s::timestamptz[]) AS m(client_id, last)"
+            " WHERE c.id = m.client_id AND (c.last_interaction_at IS NULL OR c.last_interaction_at < m.last)",
+            [list(latest), list(latest.values())],
+        )
+    return ids
 
 
 def _client_copy_update(*, clients: list[Client], fields: list[str], now: datetime) -> None:

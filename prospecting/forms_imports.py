@@ -1,4 +1,5 @@
-"""Forms of the import pages: the upload, and the mapping with the options that apply to the whole file."""
+"""Forms of the import pages: the upload, and the mapping with the update policy of each field and the options
+that apply to the whole file."""
 
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ from django.utils.translation import gettext_lazy as _
 
 from crm import roles
 from crm.forms import style_for_bootstrap
-from crm.models import Source
+from crm.models import Client, Source
+from prospecting.imports import UPDATABLE_FIELDS
 from prospecting.mapping import FIELDS_BY_TARGET
 from prospecting.models import ImportKind, MatchKey, SavedMapping, UnknownClients, UpdatePolicy
 from prospecting.validation import InvalidValue, parse_tags
 
 
 class ImportUploadForm(forms.Form):
-    file = forms.FileField(label=_("File (CSV or Excel .xlsx)"))
+    # An empty file goes through to the reader, whose message says what is wrong as for every other bad file.
+    file = forms.FileField(label=_("File (CSV or Excel .xlsx)"), allow_empty_file=True)
     kind = forms.ChoiceField(label=_("What the file holds"), choices=ImportKind.choices)
 
     def __init__(self, *args, **kwargs):
@@ -34,13 +37,48 @@ class ImportUploadForm(forms.Form):
         return upload
 
 
+# The client fields a Waalaxy export fills, in the order of the page.
+WAALAXY_FIELDS = (
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "linkedin_url",
+    "job_title",
+    "company",
+    "city",
+    "country",
+    "source_detail",
+    "stage",
+)
+
+
+def _policy_field(initial: str = "") -> forms.ChoiceField:
+    return forms.ChoiceField(
+        label=_("If the record exists"),
+        choices=[("", _("as for the whole file")), *UpdatePolicy.choices],
+        required=False,
+        initial=initial,
+        error_messages={
+            "invalid_choice": _(
+                "“%(value)s” is not an update policy: choose overwrite, fill only when empty, or never."
+            )
+        },
+    )
+
+
 class ImportOptionsForm(forms.Form):
-    """One select per column of the file (unless it is a Waalaxy export), then the options of the whole file."""
+    """One select per column of the file with the update policy of the field it feeds (for a Waalaxy export, the
+    update policy of each field it fills), then the options of the whole file."""
 
     owner = forms.ModelChoiceField(label=_("Owner of the new records"), queryset=None, required=False)
     tags = forms.CharField(label=_("Tags added to every row"), required=False, help_text=_("Separated by commas."))
     source = forms.ChoiceField(label=_("Source of the new records"), required=False)
-    policy = forms.ChoiceField(label=_("Existing records: update each field"), choices=UpdatePolicy.choices)
+    policy = forms.ChoiceField(
+        label=_("Existing records: update each field"),
+        choices=UpdatePolicy.choices,
+        help_text=_("Unless the field has a policy of its own above."),
+    )
     match_key = forms.ChoiceField(label=_("Recognise existing people by"), choices=MatchKey.choices)
     unknown_clients = forms.ChoiceField(label=_("Purchases of unknown clients"), choices=UnknownClients.choices)
     save_mapping_as = forms.CharField(
@@ -53,10 +91,18 @@ class ImportOptionsForm(forms.Form):
         self.columns = [] if job.is_waalaxy else list(job.header or job.mapping)
         target = "purchase" if job.kind == ImportKind.PURCHASES else "client"
         choices = [("", _("— ignore —")), *((name, spec.label) for name, spec in FIELDS_BY_TARGET[target].items())]
+        policies = job.options.get("field_policies") or {}
+        people = job.kind == ImportKind.PEOPLE
         for position, column in enumerate(self.columns):
             self.fields[f"column_{position}"] = forms.ChoiceField(
                 label=column, choices=choices, required=False, initial=job.mapping.get(column) or ""
             )
+            if people:
+                self.fields[f"column_policy_{position}"] = _policy_field(policies.get(job.mapping.get(column), ""))
+        self.waalaxy_fields = list(WAALAXY_FIELDS) if job.is_waalaxy and people else []
+        for name in self.waalaxy_fields:
+            self.fields[f"field_policy_{name}"] = _policy_field(policies.get(name, ""))
+            self.fields[f"field_policy_{name}"].label = Client._meta.get_field(name).verbose_name
         users = get_user_model().objects.filter(groups__name__in=roles.ROLES, is_active=True).distinct()
         self.fields["owner"].queryset = users.order_by("username")
         self.fields["source"].choices = [("", _("— from the file, else Import —")), *Source.choices]
@@ -73,10 +119,21 @@ class ImportOptionsForm(forms.Form):
         style_for_bootstrap(self)
 
     def column_fields(self):
-        return [self[f"column_{position}"] for position in range(len(self.columns))]
+        """(column's field select, its update policy select or None) for each column."""
+        return [
+            (self[f"column_{position}"], self[f"column_policy_{position}"] if self.has_policies else None)
+            for position in range(len(self.columns))
+        ]
+
+    @property
+    def has_policies(self) -> bool:
+        return self.job.kind == ImportKind.PEOPLE
+
+    def field_policy_fields(self):
+        return [self[f"field_policy_{name}"] for name in self.waalaxy_fields]
 
     def option_fields(self):
-        return [self[name] for name in self.fields if not name.startswith("column_")]
+        return [self[name] for name in self.fields if not name.startswith(("column_", "field_policy_"))]
 
     def clean_tags(self) -> list[str]:
         try:
@@ -108,6 +165,21 @@ class ImportOptionsForm(forms.Form):
             "tags": cleaned.get("tags") or [],
             "source": cleaned.get("source") or "",
             "policy": cleaned.get("policy") or UpdatePolicy.FILL_EMPTY,
+            "field_policies": self.field_policies(),
             "match_key": cleaned.get("match_key") or MatchKey.EMAIL_LINKEDIN,
             "unknown_clients": cleaned.get("unknown_clients") or UnknownClients.REPORT,
         }
+
+    def field_policies(self) -> dict[str, str]:
+        """{field: policy} for the fields given a policy of their own; the others follow the file-wide one."""
+        cleaned = self.cleaned_data
+        if self.waalaxy_fields:
+            chosen = {name: cleaned.get(f"field_policy_{name}") for name in self.waalaxy_fields}
+        elif self.has_policies:
+            chosen = {
+                cleaned.get(f"column_{position}"): cleaned.get(f"column_policy_{position}")
+                for position in range(len(self.columns))
+            }
+        else:
+            return {}
+        return {name: policy for name, policy in chosen.items() if name in UPDATABLE_FIELDS and policy}

@@ -5,9 +5,12 @@ which old -> new values, what is unchanged, which lines are errors) before anyth
 
 - ``import_create`` reads the upload (``prospecting.readers``), recognises a Waalaxy export, guesses the mapping.
 - ``import_preview`` plans and stores the counts, the first rows and the error report; it writes nothing else.
+  ``import_preview_start`` runs it within the request for a small file, in a worker for a large one.
 - ``import_apply`` (run by a Celery task) plans again inside one transaction, under a PostgreSQL advisory lock
   shared by every import so that two imports at once never create the same person twice, and writes in bulk
   through ``crm.services``. The job either ends applied with everything written, or failed with nothing written.
+  A worker previewing or applying a job holds the job's PostgreSQL session lock: when the worker dies, the lock
+  goes with its connection, and ``import_fail_stale`` fails the job instead of leaving it "applying".
 - ``import_undo`` removes what the job created and gives updated fields their previous values back, except the
   fields and records edited since the import, which it keeps and lists (``import_undo_conflicts``).
 
@@ -23,6 +26,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -50,14 +54,16 @@ from prospecting.models import (
     UnknownClients,
     UpdatePolicy,
 )
-from prospecting.readers import Table, read_table
+from prospecting.readers import ImportFileError, Table, read_table
 from prospecting.validation import fold
-from prospecting.waalaxy import canonical_header, is_waalaxy_export, map_waalaxy_record
+from prospecting.waalaxy import canonical_header, is_waalaxy_export, map_waalaxy_record, waalaxy_subjects
 
 logger = logging.getLogger(__name__)
 
 # pg_advisory_xact_lock key taken by every apply and undo: they serialise, and each matches inside the lock.
 IMPORT_LOCK_KEY = 7_324_001
+# pg_advisory_lock(IMPORT_JOB_LOCK_CLASS, job id): held by the process previewing or applying a job.
+IMPORT_JOB_LOCK_CLASS = 7_324_002
 LOOKUP_BATCH_SIZE = 5000
 UPDATABLE_FIELDS = (
     "first_name",
@@ -152,7 +158,7 @@ def import_create(*, data: bytes, filename: str, kind: str, user, options: dict 
     table = read_table(data, filename=filename, max_bytes=settings.IMPORT_MAX_BYTES)
     waalaxy = kind == ImportKind.PEOPLE and is_waalaxy_export(table.header)
     mapping = {} if waalaxy else guess_mapping(table.header, target=_target(kind))
-    return ImportJob.objects.create(
+    job = ImportJob.objects.create(
         kind=kind,
         filename=filename[:255],
         data=data,
@@ -160,9 +166,11 @@ def import_create(*, data: bytes, filename: str, kind: str, user, options: dict 
         header=list(table.header),
         uploaded_by=user,
         mapping=mapping,
-        options={**DEFAULT_OPTIONS, **(options or {})},
+        options=_checked_options(options or {}),
         total_rows=len(table.rows),
     )
+    job.notes = table.notes  # what the reader did that the admin should know (a workbook named .csv, ...)
+    return job
 
 
 def import_read(job: ImportJob) -> Table:
@@ -171,9 +179,24 @@ def import_read(job: ImportJob) -> Table:
 
 def import_configure(*, job: ImportJob, mapping: dict[str, str | None], options: dict) -> ImportJob:
     job.mapping = mapping
-    job.options = {**DEFAULT_OPTIONS, **options}
+    job.options = _checked_options(options)
     job.save(update_fields=["mapping", "options"])
     return job
+
+
+def _checked_options(options: dict) -> dict:
+    """The options over their defaults; raises ``ValueError`` (with a message for the admin) for an unknown policy."""
+    options = {**DEFAULT_OPTIONS, **options}
+    policies = {"": options["policy"], **(options["field_policies"] or {})}
+    for name, policy in policies.items():
+        if name and name not in UPDATABLE_FIELDS:
+            raise ValueError(gettext("“%(field)s” is not a field an import can update.") % {"field": name})
+        if policy not in UpdatePolicy.values:
+            raise ValueError(
+                gettext("“%(policy)s” is not an update policy: choose overwrite, fill_empty or never.")
+                % {"policy": policy}
+            )
+    return options
 
 
 def import_preview(*, job: ImportJob) -> Outcome:
@@ -185,12 +208,60 @@ def import_preview(*, job: ImportJob) -> Outcome:
     job.errors = _error_report(plan)
     job.total_rows = len(plan)
     _store_counts(job, outcome)
-    if job.status in (ImportStatus.UPLOADED, ImportStatus.PREVIEWED, ImportStatus.FAILED):
-        job.status = ImportStatus.PREVIEWED
+    if job.status in (ImportStatus.UPLOADED, ImportStatus.PREVIEWING, ImportStatus.PREVIEWED, ImportStatus.FAILED):
+        job.status, job.error = ImportStatus.PREVIEWED, ""
     job.previewed_at = timezone.now()
     job.preview_seconds = round(time.monotonic() - started, 3)
     job.save(update_fields=RESULT_FIELDS)
     return outcome
+
+
+def import_preview_start(*, job: ImportJob) -> ImportJob:
+    """Preview a small file now (``ImportFileError`` if it cannot be read); queue the preview of a large one."""
+    if job.total_rows <= settings.PROSPECTING_IMPORT_INLINE_PREVIEW_ROWS:
+        import_preview(job=job)
+        return job
+    from prospecting.tasks import import_preview_task
+
+    # started_at stays empty until a worker takes the preview (see import_fail_stale).
+    job.status, job.started_at, job.progress, job.error = ImportStatus.PREVIEWING, None, 0, ""
+    job.save(update_fields=["status", "started_at", "progress", "error"])
+    job_id = job.pk
+    enqueue_on_commit(import_preview_task, job_id, on_failure=lambda error: _fail_unqueued_preview(job_id))
+    return job
+
+
+def import_preview_run(*, job_id: int) -> ImportJob | None:
+    """The queued preview of a job (run by a worker); a failure leaves the job to be previewed again, with why."""
+    with _job_lock(job_id):
+        job = ImportJob.objects.filter(pk=job_id, status=ImportStatus.PREVIEWING).first()
+        if job is None:
+            return ImportJob.objects.defer("data").filter(pk=job_id).first()
+        job.started_at = timezone.now()
+        job.save(update_fields=["started_at"])
+        try:
+            import_preview(job=job)
+        except ImportFileError as exc:
+            _fail_preview(job_id, "\n".join([exc.message, *exc.details]))
+        except Exception as exc:
+            logger.exception("preview of import %s failed", job_id)
+            _fail_preview(job_id, str(exc)[:1000])
+    return ImportJob.objects.defer("data").filter(pk=job_id).first()
+
+
+def _fail_preview(job_id: int, reason: str) -> None:
+    ImportJob.objects.filter(pk=job_id, status=ImportStatus.PREVIEWING).update(
+        status=ImportStatus.UPLOADED,
+        previewed_at=None,
+        error=gettext("The preview failed; nothing was written: %(error)s") % {"error": reason},
+    )
+
+
+def _fail_unqueued_preview(job_id: int) -> None:
+    ImportJob.objects.filter(pk=job_id, status=ImportStatus.PREVIEWING).update(
+        status=ImportStatus.UPLOADED,
+        error=gettext("The background workers could not be reached; nothing was previewed. Try again later."),
+    )
 
 
 def import_plan(job: ImportJob, table: Table | None = None) -> list[RowPlan]:
@@ -207,9 +278,9 @@ def _people_rows(job: ImportJob, table: Table) -> Iterator[RowPlan]:
     source = job.options.get("source") or ""
     if job.is_waalaxy:
         header = canonical_header(table.header)
-        tz = timezone.get_default_timezone()
+        tz, subjects = timezone.get_default_timezone(), waalaxy_subjects()
         for row in table.rows:
-            prospect = map_waalaxy_record(dict(zip(header, row.cells, strict=True)), tz=tz)
+            prospect = map_waalaxy_record(dict(zip(header, row.cells, strict=True)), tz=tz, subjects=subjects)
             plan = RowPlan(row.line, row.cells, values=prospect.client, interactions=prospect.interactions)
             plan.errors = [(error.column, error.message) for error in prospect.errors]
             yield plan
@@ -329,10 +400,28 @@ def _existing_clients(rows: list[RowPlan], match_key: str) -> dict[tuple, dict[s
         return found
     for kind, column in (("email", "email"), ("linkedin", "linkedin_url")):
         values = sorted({row.values[column] for row in rows if row.values.get(column)})
-        for chunk in _chunked(values):
-            for client in Client.objects.filter(**{f"{column}__in": chunk}).order_by("pk").values(*columns):
-                found.setdefault((kind, client[column]), client)
+        for client in _clients_by(column, values, columns):
+            found.setdefault((kind, client[column]), client)
     return found
+
+
+def _clients_by(column: str, values: list[str], columns: list[str]) -> Iterator[dict[str, Any]]:
+    """The clients whose ``column`` is one of ``values`` (as ``.values(*columns)``), the oldest first per value.
+
+    On PostgreSQL one query with an array (``= ANY``): a 100,000-row file would otherwise make 20 ``IN`` lists of
+    5,000 parameters each, whose SQL alone takes Django seconds to build."""
+    if connection.vendor != "postgresql":
+        for chunk in _chunked(values):
+            yield from Client.objects.filter(**{f"{column}__in": chunk}).order_by("pk").values(*columns)
+        return
+    quote = connection.ops.quote_name
+    selected = ", ".join(quote(Client._meta.get_field(name).column) for name in columns)
+    table = quote(Client._meta.db_table)
+    sql = f"SELECT {selected} FROM {table} WHERE {quote(column)} = ANY(%s) ORDER BY id"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [values])
+        for record in cursor.fetchall():
+            yield dict(zip(columns, record, strict=True))
 
 
 def _existing_tags(client_ids: set[int]) -> dict[int, set[str]]:
@@ -345,6 +434,10 @@ def _existing_tags(client_ids: set[int]) -> dict[int, set[str]]:
 
 
 def _existing_interaction_keys(keys: list[str]) -> set[str]:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT external_key FROM crm_interaction WHERE external_key = ANY(%s)", [sorted(set(keys))])
+            return {key for (key,) in cursor.fetchall()}
     found: set[str] = set()
     for chunk in _chunked(sorted(set(keys))):
         found.update(Interaction.objects.filter(external_key__in=chunk).values_list("external_key", flat=True))
@@ -375,6 +468,9 @@ def _plan_purchases(job: ImportJob, table: Table) -> list[RowPlan]:
         elif first.values["order_date"] != item.values["order_date"]:
             item.fail(gettext("same order reference as line %(line)d with another date") % {"line": first.line})
             continue
+        elif ("cost" in first.values) != ("cost" in item.values):
+            item.fail(_cost_mismatch_reason(first))
+            continue
         else:
             item.action = LINE
             first.order["rows"].append(item.line)
@@ -397,12 +493,25 @@ def _check_purchase(item: RowPlan) -> None:
         item.fail(gettext("an amount, or a quantity and a unit price, is needed"))
 
 
+def _cost_mismatch_reason(first: RowPlan) -> str:
+    # An order's cost of goods is the sum of its lines' costs: known for every line, or for none.
+    if "cost" in first.values:
+        return gettext("the cost of goods is missing, while line %(line)d of the same order has one") % {
+            "line": first.line
+        }
+    return gettext("line %(line)d of the same order has no cost of goods: give every line one, or none") % {
+        "line": first.line
+    }
+
+
 def _add_order_line(order_row: RowPlan, values: dict[str, Any]) -> None:
     quantity = values.get("quantity") or 1
     amount = values.get("amount")
     if amount is None:
         amount = quantity * values["unit_price"]
     order_row.order["amount"] += amount
+    if "cost" in values:
+        order_row.order["cost"] = order_row.order.get("cost", Decimal("0")) + values["cost"]
     if values.get("product") or values.get("sku") or values.get("category"):
         unit_price = values.get("unit_price")
         if unit_price is None:
@@ -518,18 +627,65 @@ def _fail_unqueued(job_id: int) -> None:
 
 
 def import_fail_stale(*, now=None) -> int:
-    """Fail jobs left "applying" longer than any apply may take: their worker died and their writes rolled back."""
+    """Fail the applies and previews whose worker died (their writes rolled back): on PostgreSQL as soon as the
+    worker's job lock is free, elsewhere once they are older than any apply may take."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.IMPORT_STALE_SECONDS)
-    return ImportJob.objects.filter(status=ImportStatus.APPLYING, started_at__lt=cutoff).update(
+    # A preview is only someone's once a worker has started it; until then its message waits in the broker.
+    running = ImportJob.objects.filter(
+        status__in=(ImportStatus.APPLYING, ImportStatus.PREVIEWING), started_at__isnull=False
+    )
+    orphans = list(running.values_list("pk", flat=True)) if connection.vendor == "postgresql" else []
+    stale = set(running.filter(started_at__lt=cutoff).values_list("pk", flat=True))
+    count = 0
+    for job_id in orphans:
+        with _job_lock(job_id, wait=False) as free:
+            if free:
+                count += _fail_stopped(job_id)
+                stale.discard(job_id)
+    return count + sum(_fail_stopped(job_id) for job_id in sorted(stale))
+
+
+def _fail_stopped(job_id: int) -> int:
+    previewing = ImportJob.objects.filter(pk=job_id, status=ImportStatus.PREVIEWING).update(
+        status=ImportStatus.UPLOADED,
+        previewed_at=None,
+        error=gettext("The preview stopped before the end (the worker was stopped). Preview it again."),
+    )
+    return previewing + ImportJob.objects.filter(pk=job_id, status=ImportStatus.APPLYING).update(
         status=ImportStatus.FAILED,
         error=gettext("The import stopped before the end (the worker was stopped); nothing was written. Try again."),
     )
 
 
+@contextmanager
+def _job_lock(job_id: int, *, wait: bool = True) -> Iterator[bool]:
+    """Hold the job's session lock on PostgreSQL while previewing or applying it. PostgreSQL releases it when the
+    worker's connection ends, so a job "applying" whose lock is free has lost its worker. Yields whether it was
+    taken (always, when waiting; True elsewhere than PostgreSQL)."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    key = [IMPORT_JOB_LOCK_CLASS, job_id % 2**31]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)" if wait else "SELECT pg_try_advisory_lock(%s, %s)", key)
+        taken = True if wait else cursor.fetchone()[0]
+    try:
+        yield taken
+    finally:
+        if taken:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+
+
 def import_apply(*, job_id: int) -> ImportJob | None:
     """Apply a queued job all or nothing; running it again on an applied job does nothing."""
     import_fail_stale()
+    with _job_lock(job_id):
+        return _apply_locked(job_id)
+
+
+def _apply_locked(job_id: int) -> ImportJob | None:
     with transaction.atomic():
         job = ImportJob.objects.select_for_update().filter(pk=job_id).first()
         if job is None or job.status not in (ImportStatus.QUEUED, ImportStatus.APPLYING):
@@ -545,6 +701,7 @@ def import_apply(*, job_id: int) -> ImportJob | None:
             if job.status != ImportStatus.APPLYING:
                 return job  # another worker applied it while this one waited for the lock
             plan = import_plan(job)
+            logger.info("import %s: planned in %.2f s", job_id, time.monotonic() - started)
             job.total_rows = len(plan)
             writer = _apply_purchases if job.kind == ImportKind.PURCHASES else _apply_people
             writer(job, plan, progress)
@@ -602,75 +759,79 @@ def _last_interaction(row: RowPlan) -> datetime | None:
     return max((item["occurred_at"] for item in row.interactions if item.get("occurred_at")), default=None)
 
 
-def _new_client(row: RowPlan, options: dict) -> Client:
+def _new_client(row: RowPlan, options: dict) -> dict[str, Any]:
     fields = {name: value for name, value in row.values.items() if name in UPDATABLE_FIELDS or name == "source"}
     # Written with the row rather than after the interactions: each client row is written once.
-    return Client(owner_id=options.get("owner_id"), last_interaction_at=_last_interaction(row), **fields)
-
-
-def _moved_forward(client: Client, row: RowPlan) -> Client:
-    last = _last_interaction(row)
-    if last is not None and (client.last_interaction_at is None or last > client.last_interaction_at):
-        client.last_interaction_at = last
-    return client
+    return {**fields, "owner_id": options.get("owner_id"), "last_interaction_at": _last_interaction(row)}
 
 
 def _apply_people(job: ImportJob, plan: list[RowPlan], progress) -> None:
-    user, batch_size, done = job.uploaded_by, settings.IMPORT_BATCH_SIZE, 0
-    changes: list[ImportChange] = []
+    """Plain rows all the way (no model instance per row): the clients, their history and the undo records go in
+    with COPY, and each existing client is rewritten at most once, only when something of it changes."""
+    user, done, lap = job.uploaded_by, 0, _stopwatch(job.pk)
     creates = [row for row in plan if row.action == CREATE]
     for batch in _batches(creates):
-        created = crm_services.client_bulk_create(
-            clients=[_new_client(row, job.options) for row in batch], user=user, batch_size=batch_size
-        )
-        for row, client in zip(batch, created, strict=True):
-            row.client_id = client.pk
-            changes.append(_change(job, ImportEntity.CLIENT, client.pk, ImportChangeAction.CREATED))
+        ids = crm_services.client_bulk_insert(rows=[_new_client(row, job.options) for row in batch], user=user)
+        for row, pk in zip(batch, ids, strict=True):
+            row.client_id = pk
+        _record_changes(job, ImportEntity.CLIENT, ImportChangeAction.CREATED, ids)
         done += len(batch)
         progress(done)
+    lap("%d clients created", len(creates))
     updates = [row for row in plan if row.action == UPDATE]
-    previous: dict[int, dict[str, Any]] = {}
-    pending = []
-    for batch in _batches(updates):
-        clients = Client.objects.in_bulk([row.client_id for row in batch if row.changes])
-        pending += [
-            (_moved_forward(clients[row.client_id], row), {name: new for name, (_old, new) in row.changes.items()})
-            for row in batch
-            if row.changes
-        ]
-        for row in batch:
-            previous[row.client_id] = {name: _json_value(old) for name, (old, _new) in row.changes.items()}
-    crm_services.client_bulk_update(updates=pending, user=user, batch_size=batch_size, derived=["last_interaction_at"])
-    del pending
-    # The undo records go in phase by phase, so that the model instances of one phase are freed before the next.
-    crm_services.records_bulk_insert(objects=changes, batch_size=batch_size)
+    written = crm_services.client_bulk_change(
+        changes={row.client_id: row.changes for row in updates if row.changes},
+        last_interaction_at={row.client_id: _last_interaction(row) for row in updates if row.interactions},
+        user=user,
+    )
     done += len(updates)
     progress(done)
+    lap("%d clients updated", written)
+    previous = {row.client_id: {name: _json_value(old) for name, (old, _new) in row.changes.items()} for row in updates}
     added = crm_services.client_bulk_add_tags(
         tags_by_client={row.client_id: row.tags for row in plan if row.action in (CREATE, UPDATE)},
-        batch_size=batch_size,
+        batch_size=settings.IMPORT_BATCH_SIZE,
     )
     for client_id, names in added.items():
         if client_id in previous:
             previous[client_id]["__tags_added__"] = names
-    changes = [
-        _change(job, ImportEntity.CLIENT, client_id, ImportChangeAction.UPDATED, values)
-        for client_id, values in previous.items()
-    ]
-    crm_services.records_bulk_insert(objects=changes, batch_size=batch_size)
+    _record_changes(job, ImportEntity.CLIENT, ImportChangeAction.UPDATED, list(previous), list(previous.values()))
+    lap("tags and undo records of %d updates", len(updates))
     interactions = [
-        Interaction(client_id=row.client_id, **item)
+        {"client_id": row.client_id, **item}
         for row in plan
         if row.action in (CREATE, UPDATE)
         for item in row.interactions
     ]
-    created = crm_services.interaction_bulk_create(interactions=interactions, batch_size=batch_size)
-    ids = [item.pk for item in created]
-    del interactions, created
-    crm_services.records_bulk_insert(
-        objects=[_change(job, ImportEntity.INTERACTION, pk, ImportChangeAction.CREATED) for pk in ids],
-        batch_size=batch_size,
-    )
+    ids = crm_services.interaction_bulk_insert(rows=interactions)
+    del interactions
+    lap("%d interactions", len(ids))
+    _record_changes(job, ImportEntity.INTERACTION, ImportChangeAction.CREATED, ids)
+    lap("their undo records")
+
+
+def _stopwatch(job_id: int):
+    """Logs the time since the last lap (the benchmark command shows these lines)."""
+    last = time.monotonic()
+
+    def lap(message: str, *args: Any) -> None:
+        nonlocal last
+        now = time.monotonic()
+        logger.info("import %s: " + message + " in %.2f s", job_id, *args, now - last)
+        last = now
+
+    return lap
+
+
+def _record_changes(
+    job: ImportJob, entity: str, action: str, object_ids: list[int], previous: list[dict] | None = None
+) -> None:
+    """The undo records of one kind, as plain rows."""
+    rows = [
+        {"job_id": job.pk, "entity": entity, "object_id": pk, "action": action, "previous": values}
+        for pk, values in zip(object_ids, previous or [{}] * len(object_ids), strict=True)
+    ]
+    crm_services.rows_bulk_insert(model=ImportChange, rows=rows)
 
 
 def _change(job: ImportJob, entity: str, object_id: int, action: str, previous: dict | None = None) -> ImportChange:
@@ -705,6 +866,7 @@ def _apply_purchases(job: ImportJob, plan: list[RowPlan], progress) -> None:
                 reference=row.values["reference"],
                 purchased_on=row.values["order_date"],
                 amount=row.order["amount"],
+                cost=row.order.get("cost"),
             )
             lines = [
                 PurchaseLine(

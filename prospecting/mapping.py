@@ -231,6 +231,12 @@ PURCHASE_FIELDS: dict[str, FieldSpec] = {
             ("montant", "total", "amount", "montant ttc", "total ttc", "order total"),
         ),
         FieldSpec(
+            "cost",
+            _("cost of goods"),
+            parse_amount,
+            ("cout", "cost", "prix d achat", "cost of goods", "cout d achat", "cout de revient", "cost price"),
+        ),
+        FieldSpec(
             "quantity",
             _("quantity"),
             partial(parse_int, minimum=1),

@@ -64,11 +64,22 @@ def apply_automation_rule_task(rule_id: int) -> dict | None:
 
 
 # Imports (prospecting.imports): the apply is one transaction, so a worker killed in the middle leaves nothing
-# written; the message comes back (acks_late) and the apply starts again, or the job is failed as stale.
+# written. The job is failed as stale (at once on PostgreSQL, when the dead worker's job lock is gone), and the
+# message that comes back later (acks_late) finds it failed and does nothing: the admin applies it again.
 @shared_task(acks_late=True, time_limit=40 * 60, soft_time_limit=35 * 60)
 def import_apply_task(job_id: int) -> str | None:
     """Apply an import job; nothing happens when it is already applied, undone or gone."""
     from prospecting.imports import import_apply
 
     job = import_apply(job_id=job_id)
+    return job.status if job else None
+
+
+# Read only: a preview run twice stores the same figures; one whose worker died is failed by import_fail_stale.
+@shared_task(acks_late=True, time_limit=30 * 60, soft_time_limit=25 * 60)
+def import_preview_task(job_id: int) -> str | None:
+    """Preview (dry run) a large import; nothing happens unless the job is waiting for its preview."""
+    from prospecting.imports import import_preview_run
+
+    job = import_preview_run(job_id=job_id)
     return job.status if job else None

@@ -43,7 +43,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 from django.utils.translation import get_language, gettext, gettext_lazy
@@ -152,10 +152,13 @@ def is_waalaxy_export(header: Sequence[str]) -> bool:
     return "salesNavigatorId" in present and len(present) >= 3
 
 
-def map_waalaxy_record(record: Mapping[str, str], *, tz: tzinfo = UTC) -> WaalaxyProspect:
+def map_waalaxy_record(
+    record: Mapping[str, str], *, tz: tzinfo = UTC, subjects: Mapping[str, str] | None = None
+) -> WaalaxyProspect:
     """Map one row, keyed by canonical Waalaxy column names (see :func:`canonical_header`).
 
-    ``tz`` is the time zone of dates written without one (the site's time zone).
+    ``tz`` is the time zone of dates written without one (the site's time zone). ``subjects`` are the interaction
+    subjects by column (:func:`waalaxy_subjects`), looked up once by a caller mapping many rows.
     """
     prospect = WaalaxyProspect()
 
@@ -183,7 +186,7 @@ def map_waalaxy_record(record: Mapping[str, str], *, tz: tzinfo = UTC) -> Waalax
     client["source_detail"] = read("prospectList", _SOURCE_DETAIL)
 
     flags = {column: read(column, parse_bool) for column in FLAG_COLUMNS}
-    parse_moment = partial(parse_datetime, tz=tz)
+    parse_moment = _moment_parser(tz)
     moments = {column: read(column, parse_moment) for column, *_ in ACTIVITY_COLUMNS}
     client["stage"] = waalaxy_stage(
         state=record.get("state", ""),
@@ -200,7 +203,7 @@ def map_waalaxy_record(record: Mapping[str, str], *, tz: tzinfo = UTC) -> Waalax
             CellError("linkedinUrl", "", gettext("a LinkedIn profile, Sales Navigator id or email is needed"))
         )
     elif identity is not None:
-        prospect.interactions = _interactions(record, moments, identity)
+        prospect.interactions = _interactions(record, moments, identity, subjects or waalaxy_subjects())
     return prospect
 
 
@@ -220,8 +223,9 @@ def waalaxy_stage(*, state: str, replied: bool, connected: bool, contacted: bool
     return "new"
 
 
-def _interactions(record: Mapping[str, str], moments: dict[str, datetime | None], identity: str) -> list[dict]:
-    subjects = _subjects()
+def _interactions(
+    record: Mapping[str, str], moments: dict[str, datetime | None], identity: str, subjects: Mapping[str, str]
+) -> list[dict]:
     interactions = []
     for column, kind, direction, _subject in ACTIVITY_COLUMNS:
         occurred_at = moments[column]
@@ -246,7 +250,8 @@ def _interactions(record: Mapping[str, str], moments: dict[str, datetime | None]
     return sorted(interactions, key=lambda interaction: interaction["occurred_at"])
 
 
-def _subjects() -> dict[str, str]:
+def waalaxy_subjects() -> dict[str, str]:
+    """The subject of the interaction each activity column records, in the active language."""
     language = get_language()
     if language not in _SUBJECTS_BY_LANGUAGE:
         _SUBJECTS_BY_LANGUAGE[language] = {column: str(subject) for column, _, _, subject in ACTIVITY_COLUMNS}
@@ -260,6 +265,12 @@ def _identity(linkedin_url: str | None, sales_navigator_id: str, email: str | No
     return sales_navigator_id.strip() or email or None
 
 
+@lru_cache(maxsize=8)
+def _moment_parser(tz: tzinfo) -> Callable[[str], datetime | None]:
+    # Exports repeat moments (dates alone, campaigns sent in bulk): each distinct text is read once per time zone.
+    return lru_cache(maxsize=65_536)(partial(parse_datetime, tz=tz))
+
+
 def _shortened(text: str, max_length: int) -> str | None:
     text = text.strip()
     if len(text) <= max_length:
@@ -267,6 +278,7 @@ def _shortened(text: str, max_length: int) -> str | None:
     return text[: max_length - 1].rstrip() + "…"
 
 
+@lru_cache(maxsize=16_384)
 def _parse_location(text: str) -> tuple[str | None, str | None] | None:
     parts = [part.strip() for part in text.split(",") if part.strip()]
     if not parts:

@@ -35,6 +35,7 @@ class ImportKind(models.TextChoices):
 
 class ImportStatus(models.TextChoices):
     UPLOADED = "uploaded", _("Uploaded")
+    PREVIEWING = "previewing", _("Previewing")
     PREVIEWED = "previewed", _("Previewed")
     QUEUED = "queued", _("Queued")
     APPLYING = "applying", _("Applying")
@@ -109,7 +110,7 @@ class ImportJob(models.Model):
 
     @property
     def is_running(self) -> bool:
-        return self.status in (ImportStatus.QUEUED, ImportStatus.APPLYING)
+        return self.status in (ImportStatus.PREVIEWING, ImportStatus.QUEUED, ImportStatus.APPLYING)
 
     @property
     def can_apply(self) -> bool:
@@ -159,6 +160,8 @@ class SavedMapping(models.Model):
     name = models.CharField(_("name"), max_length=120)
     kind = models.CharField(_("kind"), max_length=20, choices=ImportKind.choices)
     mapping = models.JSONField(_("mapping"), default=dict)
+    # {field name: update policy} chosen with the mapping; fields not named follow the file-wide policy.
+    field_policies = models.JSONField(_("update policy by field"), default=dict, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

@@ -14,9 +14,10 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from crm import roles
 from crm.exports import csv_stream
+from crm.models import Client
 from prospecting import imports as services
 from prospecting.forms_imports import ImportOptionsForm, ImportUploadForm
-from prospecting.models import ImportJob, ImportStatus, SavedMapping
+from prospecting.models import ImportJob, ImportKind, ImportStatus, SavedMapping, UpdatePolicy
 from prospecting.readers import ImportFileError
 
 PREVIEW_PAGE_SIZE = 50
@@ -52,6 +53,8 @@ def import_upload(request: HttpRequest) -> HttpResponse:
         except ImportFileError as exc:
             form.add_error("file", _file_error_text(exc))
         else:
+            for note in job.notes:
+                messages.info(request, note)
             return redirect("prospecting:import-mapping", job.pk)
     return render(request, "prospecting/import_upload.html", {"form": form}, status=400 if form.errors else 200)
 
@@ -66,15 +69,20 @@ def import_mapping(request: HttpRequest, pk: int) -> HttpResponse:
     chosen = saved.filter(pk=request.GET.get("saved") or 0).first()
     if chosen is not None:
         job.mapping = services.saved_mapping_apply(chosen.mapping, job.header)
+        job.options = {**job.options, "field_policies": chosen.field_policies}
     form = ImportOptionsForm(request.POST or None, job=job)
     if request.method == "POST" and form.is_valid():
         services.import_configure(job=job, mapping=form.mapping(), options=form.options())
         if form.cleaned_data.get("save_mapping_as"):
             SavedMapping.objects.create(
-                name=form.cleaned_data["save_mapping_as"], kind=job.kind, mapping=job.mapping, created_by=request.user
+                name=form.cleaned_data["save_mapping_as"],
+                kind=job.kind,
+                mapping=job.mapping,
+                field_policies=job.options["field_policies"],
+                created_by=request.user,
             )
         try:
-            services.import_preview(job=job)
+            services.import_preview_start(job=job)
         except ImportFileError as exc:
             messages.error(request, _file_error_text(exc))
         return redirect(job)
@@ -84,7 +92,21 @@ def import_mapping(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _detail_context(request: HttpRequest, job: ImportJob) -> dict:
     page = Paginator(job.preview_rows, PREVIEW_PAGE_SIZE).get_page(request.GET.get("page"))
-    return {"job": job, "page": page, "errors": job.errors[:PREVIEW_PAGE_SIZE]}
+    return {"job": job, "page": page, "errors": job.errors[:PREVIEW_PAGE_SIZE], "policies": _policies_shown(job)}
+
+
+def _policies_shown(job: ImportJob) -> dict | None:
+    """The file-wide update policy and the fields given another one, as the admin reads them; None for purchases."""
+    if job.kind != ImportKind.PEOPLE:
+        return None
+    labels = dict(UpdatePolicy.choices)
+    default = job.options.get("policy") or UpdatePolicy.FILL_EMPTY
+    fields = [
+        (Client._meta.get_field(name).verbose_name, labels.get(policy, policy))
+        for name, policy in (job.options.get("field_policies") or {}).items()
+        if policy != default and name in services.UPDATABLE_FIELDS
+    ]
+    return {"default": labels.get(default, default), "fields": fields}
 
 
 @roles.role_required(roles.ADMIN)

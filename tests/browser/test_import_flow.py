@@ -55,3 +55,37 @@ def test_admin_uploads_a_waalaxy_export_previews_and_applies_it(page, tmp_path, 
     page.get_by_role("link", name="Clients", exact=True).click()
     page.get_by_text("Hélène Rivière").first.wait_for()
     assert page.get_by_text("Paul Verne").first.is_visible()
+
+
+def test_a_file_over_the_threshold_is_previewed_in_the_background_while_the_page_polls(
+    page, tmp_path, settings, monkeypatch
+):
+    from prospecting import tasks
+
+    Group.objects.get_or_create(name=roles.ADMIN)
+    admin = UserFactory(username="adele", role=roles.ADMIN)
+    settings.PROSPECTING_IMPORT_INLINE_PREVIEW_ROWS = 2
+    sent = []
+    monkeypatch.setattr(tasks.import_preview_task, "apply_async", lambda args=None, **options: sent.append(args))
+    path = tmp_path / "waalaxy.csv"
+    path.write_text(WAALAXY, encoding="utf-8")
+
+    page.goto("/prospecting/imports/new/")
+    page.fill("#id_username", admin.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.set_input_files("#id_file", str(path))
+    page.click("#upload-form button[type=submit]")
+    page.locator("#waalaxy-note").wait_for()
+    page.select_option("#id_field_policy_company", "never")
+    page.click("#mapping-form button[type=submit]")
+
+    page.locator("#import-status", has_text="Previewing").wait_for()
+    assert page.locator("#import-counts").count() == 0 and page.locator("#apply-button").count() == 0
+    # The worker's turn: the polling partial sees the preview done and reloads the page with its counts.
+    tasks.import_preview_task(*sent[0])
+    page.locator("#import-counts").wait_for()
+    assert page.inner_text("#count-created") == "2"
+    assert "company: Never change" in page.inner_text("#import-policies")
+    assert page.locator("#apply-button").is_visible()
+    assert not Client.objects.exists()

@@ -11,6 +11,8 @@ from pathlib import Path
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
+# The worker process of each running queue, for tests that kill it.
+WORKER_PROCESSES: dict[str, subprocess.Popen] = {}
 
 
 def test_database_url() -> str:
@@ -40,10 +42,12 @@ def celery_worker(*, beat: bool = False, extra_env: dict | None = None):
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        WORKER_PROCESSES[queue] = process
         try:
             _wait_until_ready(log_path, process)
             yield queue
         finally:
+            WORKER_PROCESSES.pop(queue, None)
             process.terminate()
             try:
                 process.wait(timeout=20)

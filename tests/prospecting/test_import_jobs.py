@@ -132,7 +132,7 @@ def test_a_failure_halfway_leaves_nothing_and_fails_the_job(admin_member, monkey
     def broken(**kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(crm_services, "interaction_bulk_create", broken)
+    monkeypatch.setattr(crm_services, "interaction_bulk_insert", broken)
     job = _apply(job)
     assert job.status == ImportStatus.FAILED and "disk full" in job.error
     assert _counts() == before and not ImportChange.objects.exists()

@@ -119,6 +119,11 @@ def test_client_columns_are_recognised_in_french_and_english(column, field):
         ("Article", "product"),
         ("Catégorie", "category"),
         ("Référence produit", "sku"),
+        ("Coût", "cost"),
+        ("cout", "cost"),
+        ("Cost", "cost"),
+        ("Prix d'achat", "cost"),
+        ("Cost of goods", "cost"),
     ],
 )
 def test_purchase_columns_are_recognised(column, field):
@@ -160,6 +165,15 @@ def test_a_typical_purchase_export_is_mapped():
         "Prix unitaire": "unit_price",
         "Montant HT": None,
         "Montant TTC": "amount",
+    }
+
+
+def test_a_cost_column_beside_a_price_column_feeds_the_cost_of_goods():
+    header = ["Prix unitaire", "Prix d'achat", "Montant"]
+    assert guess_mapping(header, target="purchase") == {
+        "Prix unitaire": "unit_price",
+        "Prix d'achat": "cost",
+        "Montant": "amount",
     }
 
 
