@@ -177,3 +177,19 @@ class DigestAdmin(AdminRoleOnly, admin.ModelAdmin):
     raw_id_fields = ("user",)
     readonly_fields = ("claimed_by", "claimed_at", "sent_at", "created_at")
     show_full_result_count = False
+
+
+@admin.register(models.BulkAction)
+class BulkActionAdmin(AdminRoleOnly, admin.ModelAdmin):
+    """Read only: a bulk action is applied and undone from the client list, never edited here."""
+
+    list_display = ("created_at", "kind", "description", "user", "status", "touched", "undone_at")
+    list_filter = ("kind", "status")
+    raw_id_fields = ("user", "undone_by")
+    exclude = ("client_ids",)  # up to CRM_BULK_MAX_CLIENTS ids while queued
+
+    def has_add_permission(self, request, *args) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -576,3 +576,129 @@ class Digest(Delivery):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.day} ({self.get_state_display()})"
+
+
+class BulkActionQuerySet(models.QuerySet):
+    def visible_to(self, user) -> BulkActionQuerySet:
+        """The bulk actions a user may list and undo: his own, or everyone's for managers and admins."""
+        role = roles.role_of(user)
+        if role in roles.MANAGERS:
+            return self
+        if role == roles.REP:
+            return self.filter(user=user)
+        return self.none()
+
+
+class BulkActionStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+    UNDO_QUEUED = "undo_queued", _("Undo queued")
+    UNDOING = "undoing", _("Undoing")
+    UNDONE = "undone", _("Undone")
+
+
+class BulkAction(models.Model):
+    """One action applied to a selection of clients at once (``crm.bulk``), with what it takes to undo it.
+
+    ``touched`` counts the clients it changed; clients already in the target state are neither counted nor recorded.
+    An undoable action keeps one ``BulkActionItem`` per touched client with the value it had before. A large
+    selection is applied (and undone) by a worker: ``client_ids`` freezes it at submission until the worker ran.
+    """
+
+    RUNNING_STATUSES = (
+        BulkActionStatus.QUEUED,
+        BulkActionStatus.RUNNING,
+        BulkActionStatus.UNDO_QUEUED,
+        BulkActionStatus.UNDOING,
+    )
+
+    kind = models.CharField(_("action"), max_length=40)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+    created_at = models.DateTimeField(_("applied at"), default=timezone.now)
+    selection = models.TextField(_("selection"), blank=True)
+    params = models.JSONField(_("parameters"), default=dict, blank=True)
+    description = models.CharField(_("description"), max_length=255, blank=True)
+    touched = models.PositiveIntegerField(_("clients touched"), default=0)
+    undoable = models.BooleanField(_("can be undone"), default=True)
+    undone_at = models.DateTimeField(_("undone at"), null=True, blank=True)
+    undone_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("undone by"),
+    )
+    restored = models.PositiveIntegerField(_("clients restored"), null=True, blank=True)
+    left_as_they_are = models.PositiveIntegerField(_("clients left as they are"), null=True, blank=True)
+    status = models.CharField(
+        _("status"), max_length=12, choices=BulkActionStatus.choices, default=BulkActionStatus.DONE
+    )
+    total = models.PositiveIntegerField(_("clients selected"), default=0)
+    progress = models.PositiveIntegerField(_("clients processed"), default=0)
+    client_ids = models.JSONField(_("selected clients"), default=list, blank=True)
+    notes = models.TextField(_("notes"), blank=True)
+    error = models.TextField(_("error"), blank=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    undo_started_at = models.DateTimeField(_("undo started at"), null=True, blank=True)
+
+    objects = BulkActionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("bulk action")
+        verbose_name_plural = _("bulk actions")
+        indexes = [models.Index(fields=["user", "created_at"], name="bulkaction_user_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} ({self.touched})"
+
+    @property
+    def undo_deadline(self):
+        return self.created_at + timedelta(hours=settings.CRM_BULK_UNDO_HOURS)
+
+    @property
+    def can_undo(self) -> bool:
+        return (
+            self.status == BulkActionStatus.DONE
+            and self.undoable
+            and self.undone_at is None
+            and self.touched > 0
+            and timezone.now() < self.undo_deadline
+        )
+
+    @property
+    def is_running(self) -> bool:
+        """Queued or in the hands of a worker, for the apply or the undo: the page keeps polling."""
+        return self.status in self.RUNNING_STATUSES
+
+    @property
+    def percent_done(self) -> int:
+        undoing = self.status in (BulkActionStatus.UNDO_QUEUED, BulkActionStatus.UNDOING)
+        of = self.touched if undoing else self.total
+        return min(100, round(100 * self.progress / of)) if of else 0
+
+
+class BulkActionItem(models.Model):
+    """One client a bulk action touched, and what undoing it needs: the value before (``previous``)."""
+
+    action = models.ForeignKey(BulkAction, on_delete=models.CASCADE, related_name="items", verbose_name=_("action"))
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="+", verbose_name=_("client"))
+    previous = models.JSONField(_("value before"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("bulk action item")
+        verbose_name_plural = _("bulk action items")
+
+    def __str__(self) -> str:
+        return f"{self.action_id} / {self.client_id}"

@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.conf import settings
 
-from crm import reminders, services
+from crm import bulk, reminders, services
 
 
 @shared_task(acks_late=True, time_limit=30 * 60, soft_time_limit=25 * 60)
@@ -28,3 +28,20 @@ def send_due_reminders_task() -> dict[str, int]:
 def send_digests_task() -> dict[str, int]:
     """From the digest hour, email each user one digest of the day's and overdue follow-ups; safe to run twice."""
     return reminders.digests_send_due(time_budget=settings.REMINDER_PASS_SECONDS).as_dict()
+
+
+# Bulk actions on a large selection (crm.bulk): one transaction, so a worker killed in the middle leaves nothing
+# written; bulk_action_fail_stale fails the action (at once on PostgreSQL, when the dead worker's lock is gone), and
+# the message that comes back (acks_late) finds it failed and does nothing. A message delivered twice applies once.
+@shared_task(acks_late=True, time_limit=20 * 60, soft_time_limit=18 * 60)
+def bulk_action_apply_task(action_id: int) -> str | None:
+    """Apply a queued bulk action; nothing happens when it is no longer queued or is gone."""
+    action = bulk.bulk_action_run(action_id=action_id)
+    return action.status if action else None
+
+
+@shared_task(acks_late=True, time_limit=20 * 60, soft_time_limit=18 * 60)
+def bulk_action_undo_task(action_id: int) -> str | None:
+    """Undo a bulk action whose undo was queued; nothing happens when it is no longer waiting for it."""
+    action = bulk.bulk_action_undo_run(action_id=action_id)
+    return action.status if action else None

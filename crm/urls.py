@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from crm.views import card, clients, followups, home, personas, segments
+from crm.views import bulk, card, clients, followups, home, personas, segments
 
 app_name = "crm"
 
@@ -20,6 +20,11 @@ urlpatterns = [
     path("follow-ups/<int:pk>/close/", card.follow_up_close, name="follow-up-close"),
     path("follow-ups/plan/", followups.follow_up_bulk, name="follow-up-bulk"),
     path("reminders/badge/", followups.reminder_badge, name="reminder-badge"),
+    path("clients/bulk/", bulk.bulk_action, name="bulk-action"),
+    path("bulk-actions/", bulk.bulk_action_list, name="bulk-action-list"),
+    path("bulk-actions/<int:pk>/", bulk.bulk_action_detail, name="bulk-action-detail"),
+    path("bulk-actions/<int:pk>/progress/", bulk.bulk_action_progress, name="bulk-action-progress"),
+    path("bulk-actions/<int:pk>/undo/", bulk.bulk_action_undo, name="bulk-action-undo"),
     path("segments/", segments.segment_list, name="segment-list"),
     path("segments/new/", segments.segment_create, name="segment-create"),
     path("segments/<int:pk>/", segments.segment_detail, name="segment-detail"),

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.core import signing
@@ -42,6 +43,7 @@ from crm.services import client_update, interaction_log
 from portfolio.queueing import enqueue_on_commit
 from prospecting.models import (
     Campaign,
+    CampaignMember,
     CampaignSend,
     CampaignStatus,
     CampaignStep,
@@ -129,17 +131,29 @@ def campaign_target_missing(campaign: Campaign) -> bool:
 
 
 def campaign_audience(campaign: Campaign) -> QuerySet[Client]:
-    """The clients in the campaign's target now: its crm segment, its scored RFM segment, or both."""
+    """The clients the campaign goes to now: those in its target (its crm segment, its scored RFM segment, or
+    clients in both) and the clients enrolled in it by hand; a campaign without a target goes to its members."""
+    members = CampaignMember.objects.filter(campaign=campaign).values("client_id")
+    targeted = campaign_target(campaign)
+    if targeted is None:
+        return Client.objects.filter(pk__in=members)
+    if not members.exists():
+        return targeted
+    return Client.objects.filter(Q(pk__in=targeted.values("pk")) | Q(pk__in=members))
+
+
+def campaign_target(campaign: Campaign) -> QuerySet[Client] | None:
+    """The clients of the campaign's segments now, or None when it targets none (or its segment was deleted)."""
     clients = Client.objects.all()
     if campaign_target_missing(campaign) or (campaign.segment_id is None and not campaign.rfm_segment):
-        return clients.none()
+        return None
     if campaign.segment_id is not None:
         filterset = client_filter_class()(campaign.segment.filters, queryset=clients, user=campaign.created_by)
         clients = filterset.qs
     if campaign.rfm_segment:
         run_id = current_run_id()
         if run_id is None:
-            return clients.none()
+            return None
         scored = ClientScore.objects.filter(run_id=run_id, segment=campaign.rfm_segment).values("client_id")
         clients = clients.filter(pk__in=scored)
     return clients
@@ -194,8 +208,9 @@ def campaign_save(
     offer: Offer | None,
     user,
     campaign: Campaign | None = None,
+    cost: Decimal | None = None,
 ) -> Campaign:
-    """Create a draft campaign, or change the target of a draft."""
+    """Create a draft campaign, or change the target, offer or cost of a draft."""
     if campaign is not None and not campaign.is_draft:
         raise CampaignError(gettext("Only a draft campaign can be changed."))
     campaign = campaign or Campaign(created_by=user)
@@ -204,6 +219,7 @@ def campaign_save(
     campaign.segment_name = segment.name if segment else ""
     campaign.rfm_segment = rfm_segment
     campaign.offer = offer
+    campaign.cost = cost
     campaign.save()
     return campaign
 
@@ -243,12 +259,19 @@ def campaign_launch(*, campaign: Campaign, user) -> Campaign:
         first = campaign.steps.order_by("position").first()
         if first is None:
             raise CampaignError(gettext("Add at least one email before launching."))
-        if campaign.segment_id is None and not campaign.rfm_segment:
+        if campaign.segment_id is None and not campaign.rfm_segment and not campaign.members.exists():
             raise CampaignError(gettext("Choose the segment the campaign targets before launching."))
         now = timezone.now()
         campaign.status, campaign.launched_at, campaign.launched_by = CampaignStatus.RUNNING, now, user
         campaign.save(update_fields=["status", "launched_at", "launched_by"])
         _schedule(first, now=now)
+    return campaign
+
+
+def campaign_cost_set(*, campaign: Campaign, cost: Decimal | None) -> Campaign:
+    """Record what a campaign cost, whatever its status: the bill often comes once it has been sent."""
+    Campaign.objects.filter(pk=campaign.pk).update(cost=cost)
+    campaign.cost = cost
     return campaign
 
 
@@ -304,8 +327,12 @@ def campaign_step_queue(*, step_id: int) -> CampaignStep | None:
             step.audience = campaign_audience(step.campaign).count()
             step.recipients = _write_send_rows(step)
             step.status = StepStatus.SENDING
-            if campaign_target_missing(step.campaign):
+            if campaign_target_missing(step.campaign) and not step.campaign.members.exists():
                 step.error = gettext("The segment this campaign targets was deleted: nobody was mailed.")
+            elif campaign_target_missing(step.campaign):
+                step.error = gettext(
+                    "The segment this campaign targets was deleted: only the clients enrolled by hand were mailed."
+                )
             # Only a step still queuing moves on: one cancelled meanwhile keeps its rows unsent.
             if not CampaignStep.objects.filter(pk=step_id, status=StepStatus.QUEUING).update(
                 audience=step.audience, recipients=step.recipients, status=step.status, error=step.error

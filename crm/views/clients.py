@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET
 
 from crm import roles
+from crm.bulk import bulk_actions_for
 from crm.exports import client_export_header, client_export_rows, csv_stream
 from crm.filters import ClientFilter, client_filter_class
 from crm.pagination import CappedPaginator
@@ -82,6 +83,7 @@ def client_table_context(request: HttpRequest, filterset: ClientFilter) -> dict:
         "filter_query": urlencode(params),
         "export_query": urlencode({**params, "sort": sort}),
         "export_max_rows": settings.CRM_EXPORT_MAX_ROWS,
+        "bulk_actions": bulk_actions_for(request.user),
     }
 
 

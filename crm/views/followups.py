@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -57,10 +57,12 @@ class FollowUpBulkForm(forms.Form):
         style_for_bootstrap(self)
 
 
-def _selection(request: HttpRequest, data: QueryDict) -> tuple[ClientFilter, Segment | None]:
+def selection_from_request(request: HttpRequest, data: QueryDict) -> tuple[ClientFilter, Segment | None]:
     """The filters picking the clients: the segment's when ``segment`` is given, else the list's."""
     segment = None
     if data.get("segment"):
+        if not data["segment"].isdigit():
+            raise Http404
         segment = get_object_or_404(Segment, pk=data["segment"])
         params = segment.filters
     elif "filters" in data:
@@ -75,7 +77,7 @@ def _clients(request: HttpRequest, filterset: ClientFilter):
     return filterset.qs.filter(pk__in=Client.objects.editable_by(request.user).values("pk"))
 
 
-def _back_url(filterset: ClientFilter, segment: Segment | None) -> str:
+def selection_back_url(filterset: ClientFilter, segment: Segment | None) -> str:
     if segment is not None:
         return segment.get_absolute_url()
     return f"{reverse('crm:client-list')}?{urlencode(filterset.params())}"
@@ -86,7 +88,7 @@ def _back_url(filterset: ClientFilter, segment: Segment | None) -> str:
 def follow_up_bulk(request: HttpRequest) -> HttpResponse:
     """Show how many clients the selection covers with the form; on POST, plan one follow-up for each."""
     data = request.POST if request.method == "POST" else request.GET
-    filterset, segment = _selection(request, data)
+    filterset, segment = selection_from_request(request, data)
     clients = _clients(request, filterset)
     count = clients.count()
     if request.method == "POST":
@@ -97,7 +99,7 @@ def follow_up_bulk(request: HttpRequest) -> HttpResponse:
                 request,
                 ngettext("%(count)d follow-up planned.", "%(count)d follow-ups planned.", created) % {"count": created},
             )
-            return redirect(_back_url(filterset, segment))
+            return redirect(selection_back_url(filterset, segment))
     else:
         form = FollowUpBulkForm(
             initial={"segment": segment.pk if segment else None, "filters": urlencode(filterset.params())}
@@ -109,7 +111,7 @@ def follow_up_bulk(request: HttpRequest) -> HttpResponse:
         "segment": segment,
         "count": count,
         "max_count": MAX_BULK_FOLLOW_UPS,
-        "back_url": _back_url(filterset, segment),
+        "back_url": selection_back_url(filterset, segment),
     }
     is_partial = request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request")
     return render(request, FORM_TEMPLATE if is_partial else "crm/follow_up_bulk.html", context)

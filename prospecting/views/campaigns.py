@@ -10,6 +10,7 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.contrib import messages
+from django.core.validators import MinValueValidator
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -30,21 +31,40 @@ class CampaignForm(forms.ModelForm):
 
     class Meta:
         model = Campaign
-        fields = ["name", "segment", "rfm_segment", "offer"]
-        help_texts = {"segment": _("With both a segment and an RFM segment, the campaign targets clients in both.")}
+        fields = ["name", "segment", "rfm_segment", "offer", "cost"]
+        help_texts = {
+            "segment": _("With both a segment and an RFM segment, the campaign targets clients in both."),
+            "cost": _(
+                "What the campaign costs (design, sending, discounts): its share goes to each segment it reaches."
+            ),
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["rfm_segment"].choices = rfm_segment_choices()
         self.fields["segment"].queryset = Segment.objects.order_by("name")
         self.fields["offer"].queryset = Offer.objects.order_by("-valid_from", "code")
+        self.fields["cost"].min_value = 0
+        self.fields["cost"].validators.append(MinValueValidator(0))
         style_for_bootstrap(self)
 
     def clean(self):
         cleaned = super().clean()
-        if not cleaned.get("segment") and not cleaned.get("rfm_segment"):
+        has_members = self.instance.pk is not None and self.instance.members.exists()
+        if not cleaned.get("segment") and not cleaned.get("rfm_segment") and not has_members:
             raise forms.ValidationError(_("Choose the segment the campaign targets, an RFM segment, or both."))
         return cleaned
+
+
+class CampaignCostForm(forms.ModelForm):
+    class Meta:
+        model = Campaign
+        fields = ["cost"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["cost"].validators.append(MinValueValidator(0))
+        style_for_bootstrap(self)
 
 
 class CampaignStepForm(forms.ModelForm):
@@ -132,7 +152,9 @@ def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
         **_steps_context(campaign),
         "rfm_label": services.rfm_segment_label(campaign.rfm_segment) if campaign.rfm_segment else "",
         "target_missing": services.campaign_target_missing(campaign),
+        "member_count": campaign.members.count(),
         "can_manage": roles.role_of(request.user) in roles.MANAGERS,
+        "cost_form": CampaignCostForm(instance=campaign),
     }
     if campaign.is_draft:
         context["audience"] = services.mailable(services.campaign_audience(campaign)).count()
@@ -151,13 +173,16 @@ def _campaign_form_page(request: HttpRequest, campaign: Campaign | None) -> Http
     if campaign is not None and not campaign.is_draft:
         messages.warning(request, gettext("Only a draft campaign can be changed."))
         return redirect(campaign)
-    form = CampaignForm(request.POST or None, instance=campaign)
+    # The analysis page links here with the target preset (``?rfm_segment=at_risk`` or ``?segment=<id>``).
+    initial = {name: request.GET[name] for name in ("segment", "rfm_segment") if request.GET.get(name)}
+    form = CampaignForm(request.POST or None, instance=campaign, initial=initial)
     if request.method == "POST" and form.is_valid():
         campaign = services.campaign_save(
             name=form.cleaned_data["name"],
             segment=form.cleaned_data["segment"],
             rfm_segment=form.cleaned_data["rfm_segment"],
             offer=form.cleaned_data["offer"],
+            cost=form.cleaned_data["cost"],
             user=request.user,
             campaign=campaign,
         )
@@ -222,6 +247,21 @@ def campaign_launch(request: HttpRequest, pk: int) -> HttpResponse:
         messages.warning(request, str(exc))
     else:
         messages.success(request, gettext("Campaign launched: the emails go out in the background."))
+    return redirect(campaign)
+
+
+@roles.role_required(*roles.MANAGERS)
+@require_POST
+def campaign_cost(request: HttpRequest, pk: int) -> HttpResponse:
+    """Record the campaign's cost, at any status (a draft's form has it too)."""
+    campaign = _get_campaign(pk)
+    form = CampaignCostForm(request.POST, instance=campaign)
+    if form.is_valid():
+        services.campaign_cost_set(campaign=campaign, cost=form.cleaned_data["cost"])
+        messages.success(request, gettext("Campaign cost saved."))
+    else:
+        errors = " ".join(error for errors in form.errors.values() for error in errors)
+        messages.error(request, gettext("The cost was not saved: %(errors)s") % {"errors": errors})
     return redirect(campaign)
 
 
