@@ -3,7 +3,7 @@
 from django.contrib import admin
 
 from crm.admin import AdminRoleOnly
-from scoring.models import ClientScore, ScoringRun
+from scoring.models import ClientScore, ClusterStudy, ScoringRun
 
 
 class ReadOnly(AdminRoleOnly):
@@ -30,3 +30,11 @@ class ClientScoreAdmin(ReadOnly, admin.ModelAdmin):
     search_fields = ("=client__id",)
     # Millions of rows: no exact count on each page.
     show_full_result_count = False
+
+
+@admin.register(ClusterStudy)
+class ClusterStudyAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ("as_of", "status", "k", "clients_count", "created_by", "created_at", "finished_at")
+    list_filter = ("status",)
+    list_select_related = ("created_by",)
+    exclude = ("fitted",)  # the feature scaling and centres: large and meaningless to read

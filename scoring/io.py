@@ -347,7 +347,11 @@ def binary_copy_rows(frame: pd.DataFrame, types: dict[str, str]) -> bytes:
         }
     )
     chunks = [COPY_HEADER]
-    for key, positions in layout.groupby(list(layout.columns), sort=True).indices.items():
+    # Without a nullable or text column every row shares one layout (and groupby would find no group at all).
+    layouts = (
+        layout.groupby(list(layout.columns), sort=True).indices if len(layout.columns) else {(): np.arange(len(frame))}
+    )
+    for key, positions in layouts.items():
         shape = dict(zip(layout.columns, key if isinstance(key, tuple) else (key,), strict=True))
         chunks.append(
             _block(

@@ -1,5 +1,7 @@
-"""The scores panel of the client card, plugged into crm's card through the ``CRM_CARD_PANELS`` setting.
+"""The scoring panels of crm's pages: on the client card (``CRM_CARD_PANELS``) the client's scores and the persona
+suggested for a client without one; on the persona page (``CRM_PERSONA_PANELS``) the persona's figures.
 
+The scores panel:
 It explains the client's scores in the current run (each score beside the figures it comes from), what the
 behaviour suggests for the lifecycle, and how the client moved over the past completed runs. Two queries whatever
 the history: the current run, and the client's last scores.
@@ -10,14 +12,18 @@ from __future__ import annotations
 from decimal import Decimal
 from urllib.parse import urlencode
 
+from django.db.models import Avg, Count, Q, Sum
 from django.http import HttpRequest
 from django.urls import reverse
 
-from crm.models import Client, Lifecycle
-from scoring.models import ClientScore, ScoringRun
+from crm import roles
+from crm.models import Client, Lifecycle, Persona, Purchase
+from scoring.models import ClientScore, PersonaProfile, ScoringRun
 from scoring.selectors import client_score_history, current_run, segment_of
 
 PANEL_TEMPLATE = "scoring/_card_panel.html"
+SUGGESTION_TEMPLATE = "scoring/_persona_suggestion_panel.html"
+PERSONA_FIGURES_TEMPLATE = "scoring/_persona_figures_panel.html"
 
 
 def client_scores_panel(request: HttpRequest, client: Client) -> dict | None:
@@ -86,3 +92,74 @@ def _trend_row(score: ClientScore) -> dict:
 
 def _percent(share: float | None) -> float | None:
     return share * 100 if share is not None else None
+
+
+def persona_suggestion_panel(request: HttpRequest, client: Client) -> dict | None:
+    """ "Suggested persona: X" for a client without a persona, once personas have been made from a study.
+
+    A handful of queries whatever the portfolio: the profiles, then the one client's purchases, lines and scores.
+    """
+    if client.persona_id is not None or not PersonaProfile.objects.exists():
+        return None
+    from scoring.personas import persona_suggestion  # pandas and scikit-learn, only once personas come from data
+
+    persona = persona_suggestion(client)
+    if persona is None:
+        return None
+    context = {"client": client, "persona": persona, "may_assign": roles.role_of(request.user) in roles.MANAGERS}
+    return {"template": SUGGESTION_TEMPLATE, "context": context}
+
+
+def persona_figures(persona: Persona, members) -> dict:
+    """Members, revenue, CLV (current run), RFM segment mix and conversion of the given members of ``persona``.
+
+    Conversion: among the members who came in as prospects, the share who became clients, that is the members with
+    a conversion date divided by those plus the members still prospects (None when there are neither).
+    """
+    counts = members.aggregate(
+        members=Count("pk"),
+        converted=Count("pk", filter=Q(converted_at__isnull=False)),
+        prospects=Count("pk", filter=Q(converted_at__isnull=True, lifecycle=Lifecycle.PROSPECT)),
+    )
+    revenue = Purchase.objects.filter(client__in=members).aggregate(total=Sum("amount"))["total"]
+    came_as_prospects = counts["converted"] + counts["prospects"]
+    figures = {
+        **counts,
+        "revenue": revenue or 0,
+        "conversion_percent": 100 * counts["converted"] / came_as_prospects if came_as_prospects else None,
+        "run": current_run(),
+        "segments": [],
+    }
+    if figures["run"] is not None:
+        scores = ClientScore.objects.filter(run=figures["run"], client__in=members)
+        figures.update(scores.aggregate(scored=Count("pk"), clv_average=Avg("clv_12m"), clv_total=Sum("clv_12m")))
+        mix = scores.values("segment").annotate(clients=Count("pk")).order_by("-clients", "segment")
+        figures["segments"] = [
+            {
+                "key": row["segment"],
+                "label": segment.label if (segment := segment_of(row["segment"])) else row["segment"],
+                "clients": row["clients"],
+                "percent": 100 * row["clients"] / figures["scored"],
+                "url": f"{reverse('crm:client-list')}?{urlencode({'segment': row['segment'], 'persona': persona.pk})}",
+            }
+            for row in mix
+        ]
+    return figures
+
+
+def persona_figures_panel(request: HttpRequest, persona: Persona) -> dict | None:
+    """The persona page's figures, over the members the user may see, and the study it was made from, if any, with
+    how far the assignment of its members went.
+
+    Six queries whatever the persona's size."""
+    members = Client.objects.visible_to(request.user).filter(persona=persona)
+    context = persona_figures(persona, members)
+    profile = PersonaProfile.objects.filter(persona=persona).select_related("study").first()
+    context["profile"] = profile
+    context["assignment"] = assignment_context(request, persona, profile)
+    return {"template": PERSONA_FIGURES_TEMPLATE, "context": context}
+
+
+def assignment_context(request: HttpRequest, persona: Persona, profile: PersonaProfile | None) -> dict:
+    """What ``scoring/_persona_assignment.html`` needs: the persona, its profile, whether the user may start again."""
+    return {"persona": persona, "profile": profile, "may_manage": roles.role_of(request.user) in roles.MANAGERS}

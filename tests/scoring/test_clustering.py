@@ -215,14 +215,21 @@ def test_profile_phrases_go_through_translate():
 
     catalog = {
         "mostly %(age_band)s": "surtout %(age_band)s",
+        "retirees": "retraités",
         "buy every %(months)d months": "achètent tous les %(months)d mois",
-        "%(basket)d %(currency)s basket": "panier de %(basket)d %(currency)s",
+        "%(basket)s %(currency)s basket": "panier de %(basket)s %(currency)s",
         "prefer %(category)s": "préfèrent %(category)s",
     }
 
-    text = profile_text(description, translate=catalog.__getitem__, currency="CHF")
+    text = profile_text(
+        description, translate=catalog.__getitem__, currency="CHF", amount=lambda value: f"{value:,.0f}"
+    )
 
-    assert text == "surtout 65+, Bordeaux, retirees; achètent tous les 3 mois, panier de 119 CHF, préfèrent Books"
+    assert text == "surtout 65+, Bordeaux, retraités; achètent tous les 3 mois, panier de 119 CHF, préfèrent Books"
+    # A title no family matched is shown as written, not looked up in the catalog.
+    assert profile_text({"job": "beekeeper"}, translate=str.upper).startswith("beekeeper; ")
+    assert profile_text({"job": "managers"}, translate=str.upper).startswith("MANAGERS; ")
+    assert "1,235 CHF basket" in profile_text({"basket": 1234.6}, currency="CHF", amount=lambda value: f"{value:,.0f}")
 
 
 def test_separating_variables_rank_above_noise(portfolio):
