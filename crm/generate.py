@@ -36,6 +36,8 @@ from crm.models import Category, Client, Interaction, Persona, Product, Purchase
 BATCH_SIZE = 200_000
 HISTORY_DAYS = 3 * 365
 INTERACTIONS_PER_CLIENT = 1.0
+COST_SHARE = (0.55, 0.75)  # cost of goods, as a share of the order's amount
+UNKNOWN_COST_SHARE = 0.15  # orders whose cost is left unknown
 BENCH_REP_COUNT = 5
 # Index builds after a large load run with this much memory (session setting, PostgreSQL only).
 INDEX_BUILD_MEMORY = "1GB"
@@ -281,7 +283,7 @@ def client_frame(
 
 
 def order_frame(rng: np.random.Generator, plan: pd.DataFrame, *, first_client_id: int) -> pd.DataFrame:
-    """Every planned order (client id, days ago, amount), oldest first so that ids grow with dates.
+    """Every planned order (client id, days ago, amount, cost or NaN), oldest first so that ids grow with dates.
 
     Each client's first and last planned days are both used, so the dates derived from the orders match the plan.
     """
@@ -300,9 +302,20 @@ def order_frame(rng: np.random.Generator, plan: pd.DataFrame, *, first_client_id
     basket = rng.lognormal(np.log(120.0), 0.6, len(plan)) * np.where(plan["tier"].to_numpy() == "A", 2.5, 1.0)
     amount = np.round(np.maximum(basket[client] * rng.lognormal(0.0, 0.5, len(client)), 1.0), 2)
 
+    # Cost of goods from a child generator, so that the other draws stay those of the seed: 55-75 % of the
+    # amount, unknown for some orders.
+    cost_rng = rng.spawn(1)[0]
+    cost = np.round(amount * cost_rng.uniform(COST_SHARE[0], COST_SHARE[1], len(amount)), 2)
+    cost[cost_rng.random(len(amount)) < UNKNOWN_COST_SHARE] = np.nan
+
     order = np.argsort(-days_ago, kind="stable")
     return pd.DataFrame(
-        {"client_id": first_client_id + client[order], "days_ago": days_ago[order], "amount": amount[order]}
+        {
+            "client_id": first_client_id + client[order],
+            "days_ago": days_ago[order],
+            "amount": amount[order],
+            "cost": cost[order],
+        }
     )
 
 
@@ -484,6 +497,7 @@ def _purchase_chunks(
                 "reference": "CMD-" + ids.astype(str).astype(object),
                 "purchased_on": purchased_on,
                 "amount": chunk["amount"].to_numpy(),
+                "cost": chunk["cost"].to_numpy(),
                 "created_at": np.where(days_ago == 0, now, purchased_on + TIMES_OF_DAY[ids % len(TIMES_OF_DAY)]),
             }
         )

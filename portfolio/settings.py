@@ -172,11 +172,32 @@ CRM_EXPORT_MAX_ROWS = int(os.environ.get("CRM_EXPORT_MAX_ROWS", "100000"))
 # The client list counts matches up to this number and then says "more than".
 CRM_LIST_COUNT_CAP = int(os.environ.get("CRM_LIST_COUNT_CAP", "10000"))
 CRM_SEARCH_COUNT_CAP = int(os.environ.get("CRM_SEARCH_COUNT_CAP", "1000"))  # the same, for a text search
+# The currency of every amount (ISO 4217 code), shown beside amounts written out in words.
+CRM_CURRENCY = os.environ.get("CRM_CURRENCY", "EUR")
 # Extension points of the CRM, filled by the other apps: crm itself imports none of them.
 # Panels added to the client card: dotted paths of ``panel(request, client) -> {"template", "context"} | None``.
-CRM_CARD_PANELS = ["scoring.panels.client_scores_panel"]
+CRM_CARD_PANELS = ["scoring.panels.client_scores_panel", "scoring.panels.persona_suggestion_panel"]
+# Panels added to the persona page: dotted paths of ``panel(request, persona) -> {"template", "context"} | None``.
+CRM_PERSONA_PANELS = ["scoring.panels.persona_figures_panel"]
+# The persona builder the persona list links to (a URL name; blank: no link).
+CRM_PERSONA_BUILDER_URL = "scoring:persona-builder"
 # The client list's FilterSet (also used by its export and the segments): crm.filters.ClientFilter or a subclass.
 CRM_CLIENT_FILTERSET = "scoring.filters.ScoredClientFilter"
+# Bulk actions on a selection of clients (crm.bulk): dotted paths of the action objects the menu offers.
+CRM_BULK_ACTIONS = [
+    "crm.bulk.ASSIGN_OWNER",
+    "crm.bulk.ADD_TAG",
+    "crm.bulk.REMOVE_TAG",
+    "crm.bulk.SET_TIER",
+    "crm.bulk.PLAN_FOLLOW_UPS",
+    "crm.bulk.EXPORT",
+]
+CRM_BULK_UNDO_HOURS = int(os.environ.get("CRM_BULK_UNDO_HOURS", "24"))  # a bulk action can be undone this long
+CRM_BULK_MAX_CLIENTS = int(os.environ.get("CRM_BULK_MAX_CLIENTS", "50000"))  # largest selection one action takes
+# A larger selection (and the undo of an action that touched more clients) is applied by a worker, not the request.
+CRM_BULK_INLINE_MAX = int(os.environ.get("CRM_BULK_INLINE_MAX", "2000"))
+# An action still running after this long (longer than the task's time limit) has lost its worker: it is failed.
+CRM_BULK_STALE_SECONDS = int(os.environ.get("CRM_BULK_STALE_SECONDS", str(30 * 60)))
 
 EMAIL_BACKEND = os.environ.get(
     "EMAIL_BACKEND",
@@ -226,6 +247,12 @@ CAMPAIGN_CONVERSION_DAYS = int(os.environ.get("CAMPAIGN_CONVERSION_DAYS", "30"))
 CAMPAIGN_FROM_EMAIL = os.environ.get("CAMPAIGN_FROM_EMAIL", DEFAULT_FROM_EMAIL)
 # The client card's referrals panel.
 CRM_CARD_PANELS = [*CRM_CARD_PANELS, "prospecting.panels.referrals_panel"]
+# The persona page's channels panel: lead sources, campaigns and offers that worked for its members.
+CRM_PERSONA_PANELS = [*CRM_PERSONA_PANELS, "prospecting.panels.persona_channels_panel"]
+# What the campaigns cost and whom they reached, for the profitability per segment (scoring does not import prospecting).
+SCORING_CAMPAIGN_COSTS = "prospecting.costs.campaign_costs"
+# The "enrol in a campaign" bulk action.
+CRM_BULK_ACTIONS = [*CRM_BULK_ACTIONS, "prospecting.bulk.ENROL_IN_CAMPAIGN"]
 
 # Scoring runs (nightly RFM and CLV): analysis window, CLV inputs, lifecycle rules, history kept.
 SCORING_WINDOW_MONTHS = int(os.environ.get("SCORING_WINDOW_MONTHS", "0"))  # purchases of the last N months; 0: all
@@ -241,6 +268,10 @@ SCORING_REACTIVATE_AFTER_DAYS = int(os.environ.get("SCORING_REACTIVATE_AFTER_DAY
 SCORING_FIT_MAX_CLIENTS = int(os.environ.get("SCORING_FIT_MAX_CLIENTS", "100000"))
 SCORING_KEEP_RUNS = int(os.environ.get("SCORING_KEEP_RUNS", "12"))  # completed runs whose per-client scores are kept
 SCORING_RUN_TIME_LIMIT = int(os.environ.get("SCORING_RUN_TIME_LIMIT", "3600"))  # seconds; a run older is stale
+# The analysis page's profitability figures are cached this many seconds (per run, period and kind of group).
+SCORING_PROFITABILITY_CACHE_SECONDS = int(os.environ.get("SCORING_PROFITABILITY_CACHE_SECONDS", "900"))
+# A persona made from a larger cluster gets its members from a background task, not in the request.
+SCORING_PERSONA_INLINE_ASSIGN_MAX = int(os.environ.get("SCORING_PERSONA_INLINE_ASSIGN_MAX", "5000"))
 
 # Imports (prospecting): upload size limit checked before reading, rows per bulk write, dry-run rows kept for the
 # preview page; an apply still "applying" after IMPORT_STALE_SECONDS (longer than the task's time limit) is failed.
@@ -248,3 +279,5 @@ IMPORT_MAX_BYTES = int(os.environ.get("IMPORT_MAX_BYTES", str(50 * 1024 * 1024))
 IMPORT_BATCH_SIZE = int(os.environ.get("IMPORT_BATCH_SIZE", "2000"))
 IMPORT_PREVIEW_ROWS = int(os.environ.get("IMPORT_PREVIEW_ROWS", "1000"))
 IMPORT_STALE_SECONDS = int(os.environ.get("IMPORT_STALE_SECONDS", str(45 * 60)))
+# Files with more rows than this are previewed by a worker (the page polls), smaller ones within the request.
+PROSPECTING_IMPORT_INLINE_PREVIEW_ROWS = int(os.environ.get("PROSPECTING_IMPORT_INLINE_PREVIEW_ROWS", "5000"))

@@ -14,6 +14,7 @@ urlpatterns = [
     path("campaigns/<int:pk>/progress/", campaigns.campaign_progress, name="campaign-progress"),
     path("campaigns/<int:pk>/launch/", campaigns.campaign_launch, name="campaign-launch"),
     path("campaigns/<int:pk>/cancel/", campaigns.campaign_cancel, name="campaign-cancel"),
+    path("campaigns/<int:pk>/cost/", campaigns.campaign_cost, name="campaign-cost"),
     path("campaigns/<int:pk>/steps/new/", campaigns.campaign_step_create, name="campaign-step-create"),
     path("campaigns/steps/<int:pk>/edit/", campaigns.campaign_step_edit, name="campaign-step-edit"),
     path("campaigns/steps/<int:pk>/delete/", campaigns.campaign_step_delete, name="campaign-step-delete"),

@@ -5,7 +5,9 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
+from portfolio.queueing import enqueue_now
 from scoring import services
+from scoring.models import RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +28,19 @@ def score_portfolio_task(self, run_id: int) -> None:
     failed if it is.
     """
     try:
-        services.scoring_run_execute(run_id=run_id)
+        run = services.scoring_run_execute(run_id=run_id)
     except services.ScoringRunBusy as busy:
         raise self.retry(countdown=busy.retry_in) from busy
+    if run.status == RunStatus.COMPLETED:
+        enqueue_now(profitability_snapshot_task, run.pk)
+
+
+@shared_task(acks_late=True, time_limit=1800)
+def profitability_snapshot_task(run_id: int) -> None:
+    """Store the analysis page's profitability figures on a completed run; safe to run twice (it recomputes)."""
+    from scoring import profitability  # pandas loads only in the workers
+
+    profitability.profitability_snapshot_store(run_id=run_id)
 
 
 @shared_task(acks_late=True, time_limit=60)
@@ -39,3 +51,27 @@ def start_nightly_scoring_task() -> int | None:
     except services.ScoringRunInProgress as exc:
         logger.info("nightly scoring run not started: %s", exc)
         return None
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=1740, time_limit=1800)
+def cluster_study_task(study_id: int) -> None:
+    """Run a queued persona study; safe to run twice (a study already claimed is left as it is)."""
+    from scoring import personas  # pandas and scikit-learn load only in the workers that run studies
+
+    personas.cluster_study_run(study_id=study_id)
+
+
+@shared_task(acks_late=True, soft_time_limit=1740, time_limit=1800)
+def persona_assign_cluster_task(persona_id: int, user_id: int | None) -> None:
+    """Give a persona made from a large cluster to the cluster's members.
+
+    Safe to run twice: a duplicate finds the assignment taken or done and leaves it; clients who already have the
+    persona are skipped. A worker that dies leaves it running until stale, when the persona page offers to start it
+    again.
+    """
+    from django.contrib.auth import get_user_model
+
+    from scoring import personas
+
+    user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
+    personas.persona_assignment_run(persona_id=persona_id, user=user)

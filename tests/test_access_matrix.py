@@ -9,6 +9,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from crm import roles
+from crm.models import BulkAction
 from prospecting.models import (
     AutomationRule,
     Campaign,
@@ -19,9 +20,10 @@ from prospecting.models import (
     Offer,
     RuleTrigger,
 )
+from scoring.models import ClusterStudy, StudyStatus
 from tests.factories import FollowUpFactory, PersonaFactory, SegmentFactory
 
-OK, FORBIDDEN, NOT_ALLOWED, REDIRECT = 200, 403, 405, 302
+OK, FORBIDDEN, NOT_FOUND, NOT_ALLOWED, REDIRECT = 200, 403, 404, 405, 302
 
 # URL name -> GET status for (rep, manager, admin). Objects belong to another rep than the one logged in.
 EXPECTED = {
@@ -47,6 +49,11 @@ EXPECTED = {
     "crm:persona-assign": (FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED),
     "crm:follow-up-bulk": (OK, OK, OK),
     "crm:reminder-badge": (OK, OK, OK),
+    "crm:bulk-action": (OK, OK, OK),
+    "crm:bulk-action-list": (OK, OK, OK),
+    "crm:bulk-action-detail": (NOT_FOUND, OK, OK),
+    "crm:bulk-action-progress": (NOT_FOUND, OK, OK),
+    "crm:bulk-action-undo": (NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED),
     "prospecting:rule-list": (FORBIDDEN, OK, OK),
     "prospecting:rule-create": (FORBIDDEN, OK, OK),
     "prospecting:rule-preview": (FORBIDDEN, OK, OK),
@@ -60,6 +67,7 @@ EXPECTED = {
     "prospecting:campaign-progress": (OK, OK, OK),
     "prospecting:campaign-launch": (FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED),
     "prospecting:campaign-cancel": (FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED),
+    "prospecting:campaign-cost": (FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED),
     "prospecting:campaign-step-create": (FORBIDDEN, OK, OK),
     "prospecting:campaign-step-edit": (FORBIDDEN, OK, OK),
     "prospecting:campaign-step-delete": (FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED),
@@ -86,6 +94,15 @@ EXPECTED = {
     "scoring:run-list": (FORBIDDEN, OK, OK),
     "scoring:run-start": (FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED),
     "scoring:run-progress": (FORBIDDEN, OK, OK),
+    "scoring:persona-builder": (FORBIDDEN, OK, OK),
+    "scoring:study-start": (FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED),
+    "scoring:study-progress": (FORBIDDEN, OK, OK),
+    "scoring:study-persona-create": (FORBIDDEN, OK, OK),
+    "scoring:client-persona-assign": (FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED),
+    "scoring:persona-assignment": (OK, OK, OK),
+    "scoring:persona-assignment-retry": (FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED),
+    "scoring:analysis": (FORBIDDEN, OK, OK),
+    "scoring:analysis-export": (FORBIDDEN, OK, OK),
 }
 
 # Public by design, or checked by the tests named here.
@@ -114,6 +131,7 @@ def objects(other_rep, other_client, manager):
     today = timezone.localdate()
     return {
         "client": other_client,
+        "bulk-action": BulkAction.objects.create(kind="set_tier", user=other_rep),
         "follow-up": follow_up,
         "segment": SegmentFactory(),
         "persona": PersonaFactory(),
@@ -132,6 +150,7 @@ def objects(other_rep, other_client, manager):
             created_by=manager,
         ),
         "event": Event.objects.create(name="Salon", held_on=today, created_by=manager),
+        "study": ClusterStudy.objects.create(as_of=today, status=StudyStatus.DONE, k=2, sample_size=10),
         "import": ImportJob.objects.create(
             kind="people", filename="list.csv", data=b"email\nann@example.com\n", mapping={"email": "email"}
         ),
