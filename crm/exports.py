@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime, tzinfo
+from decimal import Decimal
 
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -23,7 +24,13 @@ CSV_LINES_PER_PIECE = 500
 
 
 def neutralize_formula(value: object) -> str:
-    """The cell as text, with a leading apostrophe when a spreadsheet would read it as a formula."""
+    """The cell as text, with a leading apostrophe when a spreadsheet would read it as a formula.
+
+    Numbers computed by the product (a negative margin, say) stay numbers: their text cannot hold a formula. Text
+    that merely looks like a number ("-2" typed in a field) is still neutralised.
+    """
+    if isinstance(value, int | float | Decimal):
+        return str(value)
     text = "" if value is None else str(value)
     return f"'{text}" if text.startswith(FORMULA_PREFIXES) else text
 

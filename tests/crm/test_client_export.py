@@ -3,6 +3,7 @@
 import csv
 import io
 from datetime import date
+from decimal import Decimal
 
 import pytest
 from django.urls import reverse
@@ -54,7 +55,9 @@ def download(response) -> tuple[bytes, list[list[str]]]:
         ("", ""),
         (None, ""),
         (42, "42"),
-        (-5, "'-5"),
+        (-5, "-5"),
+        (Decimal("-12.50"), "-12.50"),
+        (-0.5, "-0.5"),
     ],
 )
 def test_neutralize_formula_prefixes_cells_a_spreadsheet_would_run(value, expected):
