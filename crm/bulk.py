@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from functools import cache
@@ -41,7 +40,7 @@ from crm.followups import follow_up_plan_many
 from crm.forms import style_for_bootstrap
 from crm.models import BulkAction, BulkActionItem, BulkActionStatus, Client, ClientChange, FollowUp, Tag, Tier
 from crm.services import records_bulk_insert
-from portfolio.queueing import enqueue_on_commit
+from portfolio.queueing import enqueue_on_commit, worker_lock
 
 logger = logging.getLogger(__name__)
 
@@ -257,26 +256,6 @@ def _fail_unqueued_undo(action_id: int) -> None:
     )
 
 
-@contextmanager
-def _action_lock(action_id: int, *, wait: bool = True) -> Iterator[bool]:
-    """Hold the action's session lock on PostgreSQL while a worker applies or undoes it. PostgreSQL releases it
-    when the worker's connection ends, so an action "running" whose lock is free has lost its worker. Yields
-    whether it was taken (always when waiting, and elsewhere than PostgreSQL)."""
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    key = [BULK_ACTION_LOCK_CLASS, action_id % 2**31]
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(%s, %s)" if wait else "SELECT pg_try_advisory_lock(%s, %s)", key)
-        taken = True if wait else cursor.fetchone()[0]
-    try:
-        yield taken
-    finally:
-        if taken:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)
-
-
 class _ProgressWriter:
     """Writes the clients processed to the action through a second connection: the apply's own transaction hides
     its writes until it commits. Only on PostgreSQL; SQLite allows one writer, so the page shows no figure."""
@@ -358,7 +337,7 @@ def bulk_action_run(*, action_id: int) -> BulkAction | None:
             error=gettext("The action failed and nothing was changed: %(error)s") % {"error": reason},
         )
 
-    with _action_lock(action_id):
+    with worker_lock(BULK_ACTION_LOCK_CLASS, action_id):
         waiting, running = BulkActionStatus.QUEUED, BulkActionStatus.RUNNING
         if _claim(action_id, waiting=waiting, running=running, started_field="started_at"):
             _run_claimed(action_id, running, work, fail)
@@ -376,7 +355,7 @@ def bulk_action_fail_stale(*, now: datetime | None = None) -> int:
     if connection.vendor == "postgresql":
         in_hand = BulkAction.objects.filter(status__in=(BulkActionStatus.RUNNING, BulkActionStatus.UNDOING))
         for action_id in in_hand.values_list("pk", flat=True):
-            with _action_lock(action_id, wait=False) as free:
+            with worker_lock(BULK_ACTION_LOCK_CLASS, action_id, wait=False) as free:
                 if free:
                     stale.add(action_id)
     return sum(_fail_stopped(action_id) for action_id in sorted(stale))
@@ -473,7 +452,7 @@ def bulk_action_undo_run(*, action_id: int) -> BulkAction | None:
             error=gettext("The undo failed and nothing was restored: %(error)s") % {"error": reason},
         )
 
-    with _action_lock(action_id):
+    with worker_lock(BULK_ACTION_LOCK_CLASS, action_id):
         waiting, running = BulkActionStatus.UNDO_QUEUED, BulkActionStatus.UNDOING
         if _claim(action_id, waiting=waiting, running=running, started_field="undo_started_at"):
             _run_claimed(action_id, running, work, fail)

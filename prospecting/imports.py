@@ -26,7 +26,6 @@ import hashlib
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -41,7 +40,7 @@ from django.utils.translation import gettext
 from crm import services as crm_services
 from crm.models import Category, Client, ClientChange, Interaction, Product, Purchase, PurchaseLine, Source, Stage
 from crm.normalize import normalize_email
-from portfolio.queueing import enqueue_on_commit
+from portfolio.queueing import enqueue_on_commit, worker_lock
 from prospecting.mapping import convert_record, guess_mapping
 from prospecting.models import (
     ImportChange,
@@ -233,7 +232,7 @@ def import_preview_start(*, job: ImportJob) -> ImportJob:
 
 def import_preview_run(*, job_id: int) -> ImportJob | None:
     """The queued preview of a job (run by a worker); a failure leaves the job to be previewed again, with why."""
-    with _job_lock(job_id):
+    with worker_lock(IMPORT_JOB_LOCK_CLASS, job_id):
         job = ImportJob.objects.filter(pk=job_id, status=ImportStatus.PREVIEWING).first()
         if job is None:
             return ImportJob.objects.defer("data").filter(pk=job_id).first()
@@ -639,7 +638,7 @@ def import_fail_stale(*, now=None) -> int:
     stale = set(running.filter(started_at__lt=cutoff).values_list("pk", flat=True))
     count = 0
     for job_id in orphans:
-        with _job_lock(job_id, wait=False) as free:
+        with worker_lock(IMPORT_JOB_LOCK_CLASS, job_id, wait=False) as free:
             if free:
                 count += _fail_stopped(job_id)
                 stale.discard(job_id)
@@ -658,30 +657,10 @@ def _fail_stopped(job_id: int) -> int:
     )
 
 
-@contextmanager
-def _job_lock(job_id: int, *, wait: bool = True) -> Iterator[bool]:
-    """Hold the job's session lock on PostgreSQL while previewing or applying it. PostgreSQL releases it when the
-    worker's connection ends, so a job "applying" whose lock is free has lost its worker. Yields whether it was
-    taken (always, when waiting; True elsewhere than PostgreSQL)."""
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    key = [IMPORT_JOB_LOCK_CLASS, job_id % 2**31]
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(%s, %s)" if wait else "SELECT pg_try_advisory_lock(%s, %s)", key)
-        taken = True if wait else cursor.fetchone()[0]
-    try:
-        yield taken
-    finally:
-        if taken:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)
-
-
 def import_apply(*, job_id: int) -> ImportJob | None:
     """Apply a queued job all or nothing; running it again on an applied job does nothing."""
     import_fail_stale()
-    with _job_lock(job_id):
+    with worker_lock(IMPORT_JOB_LOCK_CLASS, job_id):
         return _apply_locked(job_id)
 
 

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import io
 import logging
-import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any, NamedTuple
 
@@ -54,6 +52,7 @@ from scoring.models import (
     StudyStatus,
 )
 from scoring.selectors import current_run_id
+from scoring.services import PhaseProgress
 
 logger = logging.getLogger(__name__)
 
@@ -300,30 +299,6 @@ def _fail_unqueued(study_id: int) -> None:
     )
 
 
-class _Progress:
-    """Commits the phase, the percentage and the seconds per phase as the study goes, for the page that polls it."""
-
-    def __init__(self, study: ClusterStudy):
-        self.study = study
-        self.timings: dict[str, float] = {}
-        self.started = time.perf_counter()
-
-    def _save(self, **fields) -> None:
-        for name, value in fields.items():
-            setattr(self.study, name, value)
-        ClusterStudy.objects.filter(pk=self.study.pk).update(**fields)
-
-    @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        self._save(phase=name)
-        started = time.perf_counter()
-        yield
-        self.timings[name] = round(time.perf_counter() - started, 3)
-        self.timings.pop("total", None)
-        self.timings["total"] = round(time.perf_counter() - self.started, 3)
-        self._save(progress=PHASES.get(name, self.study.progress), timings=dict(self.timings))
-
-
 def cluster_study_run(*, study_id: int) -> ClusterStudy:
     """Run a queued study to the end. Safe to call twice: a study already claimed is left as it is.
 
@@ -335,7 +310,7 @@ def cluster_study_run(*, study_id: int) -> ClusterStudy:
     study = ClusterStudy.objects.get(pk=study_id)
     if not claimed:
         return study
-    progress = _Progress(study)
+    progress = PhaseProgress(study, PHASES)
     try:
         _study_phases(study, progress)
     except Exception as exc:
@@ -351,7 +326,7 @@ def cluster_study_run(*, study_id: int) -> ClusterStudy:
     return study
 
 
-def _study_phases(study: ClusterStudy, progress: _Progress) -> None:
+def _study_phases(study: ClusterStudy, progress: PhaseProgress) -> None:
     with progress.phase("read"):
         run_id = current_run_id()
         inputs = clustering_inputs(as_of=study.as_of, run_id=run_id)

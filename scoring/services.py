@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Model, Q
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -164,7 +164,7 @@ def scoring_run_execute(*, run_id: int) -> ScoringRun:
     run = _run_claim(run_id)
     if run.status != RunStatus.RUNNING:
         return run
-    progress = _Progress(run)
+    progress = PhaseProgress(run, PHASES)
     try:
         _run_phases(run, progress)
     except Exception as exc:
@@ -201,18 +201,20 @@ def _run_claim(run_id: int) -> ScoringRun:
     return run
 
 
-class _Progress:
-    """Commits the phase, the percentage and the seconds per phase as the run goes, for the page that polls it."""
+class PhaseProgress:
+    """Commits the phase, the percentage and the seconds per phase of a job row (a scoring run, a persona study) as
+    it goes, for the page that polls it. ``phases`` gives the percentage reached at the end of each phase."""
 
-    def __init__(self, run: ScoringRun):
-        self.run = run
+    def __init__(self, job: Model, phases: dict[str, int]):
+        self.job = job
+        self.phases = phases
         self.timings: dict[str, float] = {}
         self.started = time.perf_counter()
 
     def _save(self, **fields) -> None:
         for name, value in fields.items():
-            setattr(self.run, name, value)
-        ScoringRun.objects.filter(pk=self.run.pk).update(**fields)
+            setattr(self.job, name, value)
+        type(self.job).objects.filter(pk=self.job.pk).update(**fields)
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -222,7 +224,7 @@ class _Progress:
         self.timings[name] = round(time.perf_counter() - started, 3)
         self.timings.pop("total", None)  # kept last
         self.timings["total"] = round(time.perf_counter() - self.started, 3)
-        self._save(progress=PHASES.get(name, self.run.progress), timings=dict(self.timings))
+        self._save(progress=self.phases.get(name, self.job.progress), timings=dict(self.timings))
 
 
 class _Models(NamedTuple):
@@ -232,7 +234,7 @@ class _Models(NamedTuple):
     gamma_gamma_info: dict
 
 
-def _run_phases(run: ScoringRun, progress: _Progress) -> None:
+def _run_phases(run: ScoringRun, progress: PhaseProgress) -> None:
     parameters, as_of = run.parameters, run.as_of
     window_start = date.fromisoformat(parameters["window_start"]) if parameters["window_start"] else None
     previous = ScoringRun.objects.completed().exclude(pk=run.pk).current()
@@ -330,7 +332,7 @@ def _run_complete(run: ScoringRun, *, models: _Models, dashboard: dict, warnings
     run.save()
 
 
-def _prune_after(run: ScoringRun, progress: _Progress) -> None:
+def _prune_after(run: ScoringRun, progress: PhaseProgress) -> None:
     """Bound the history once the run is published; a failure here leaves the run completed."""
     try:
         with progress.phase("prune"):
@@ -339,7 +341,7 @@ def _prune_after(run: ScoringRun, progress: _Progress) -> None:
         logger.exception("pruning old scores after scoring run %s failed", run.pk)
 
 
-def _run_fail(run: ScoringRun, exc: Exception, progress: _Progress) -> None:
+def _run_fail(run: ScoringRun, exc: Exception, progress: PhaseProgress) -> None:
     logger.exception("scoring run %s failed in phase %r", run.pk, run.phase)
     try:
         scoring_io.scores_delete(run_ids=[run.pk])

@@ -10,6 +10,7 @@ import shutil
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.utils import translation
 
 from crm import roles
 from tests.factories import ClientFactory, UserFactory
@@ -44,6 +45,13 @@ def pytest_sessionfinish(session, exitstatus):
     if session.config.getoption("--fail-on-skip") and skipped:
         reporter.write_line(f"--fail-on-skip: {len(skipped)} test(s) were skipped; none may be in CI.", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(autouse=True)
+def _language_restored():
+    """A request with Accept-Language leaves its language active in the thread: each test starts in the default."""
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 @pytest.fixture(scope="module")

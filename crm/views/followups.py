@@ -7,7 +7,6 @@ edit (a rep his own). Each follow-up goes to the client's owner, or to the user 
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
 from urllib.parse import urlencode
 
 from django import forms
@@ -16,38 +15,21 @@ from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods
 
 from crm import roles
+from crm.bulk import ASSIGN_TO_ME, FollowUpsForm
 from crm.filters import ClientFilter, client_filter_class
 from crm.followups import follow_up_plan_many
 from crm.forms import style_for_bootstrap
 from crm.models import Client, FollowUp, Segment
 
 MAX_BULK_FOLLOW_UPS = 5000
-ASSIGN_TO_OWNER, ASSIGN_TO_ME = "owner", "me"
 FORM_TEMPLATE = "crm/_follow_up_bulk_form.html"
 
 
-def _tomorrow_morning() -> datetime:
-    return timezone.make_aware(datetime.combine(timezone.localdate() + timedelta(days=1), time(9, 0)))
-
-
-class FollowUpBulkForm(forms.Form):
-    title = forms.CharField(label=_("Title"), max_length=200)
-    due_at = forms.DateTimeField(
-        label=_("Due"),
-        initial=_tomorrow_morning,
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-    )
-    assign_to = forms.ChoiceField(
-        label=_("Assign to"),
-        choices=[(ASSIGN_TO_OWNER, _("Each client's owner (me when there is none)")), (ASSIGN_TO_ME, _("Me"))],
-        initial=ASSIGN_TO_OWNER,
-    )
-    notes = forms.CharField(label=_("Notes"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
+class FollowUpBulkForm(FollowUpsForm):
     # Where the selection comes from: a segment, or the client list's filters as a query string.
     segment = forms.IntegerField(required=False, widget=forms.HiddenInput)
     filters = forms.CharField(required=False, max_length=4000, widget=forms.HiddenInput)
