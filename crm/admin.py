@@ -53,7 +53,7 @@ class PortefeuilleGroupAdmin(AdminRoleOnly, GroupAdmin):
 class ClientAdmin(AdminRoleOnly, admin.ModelAdmin):
     list_display = ("__str__", "email", "company", "lifecycle", "stage", "tier", "owner", "last_interaction_at")
     list_filter = ("lifecycle", "stage", "tier", "source")
-    search_fields = ("last_name", "first_name", "email", "company")
+    search_fields = ("last_name", "first_name", "email", "company", "=external_id")
     list_select_related = ("owner",)
     raw_id_fields = ("owner", "referred_by", "persona")
     autocomplete_fields = ("tags",)

@@ -76,6 +76,7 @@ _CLIENT_FIELDS = (
     "source",
     "last_interaction_at",
     "last_purchase_at",
+    "external_id",
 )
 
 
@@ -97,6 +98,7 @@ def client_export_header() -> list[str]:
         gettext("Source"),
         gettext("Last interaction"),
         gettext("Last purchase"),
+        gettext("External id"),
     ]
 
 
@@ -139,6 +141,7 @@ def client_export_rows(clients: QuerySet) -> Iterator[list[object]]:
                 labels["source"].get(record["source"], record["source"]),
                 _format_moment(record["last_interaction_at"], tz),
                 _format_moment(record["last_purchase_at"], tz),
+                record["external_id"],
             ]
 
     return rows()

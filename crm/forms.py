@@ -104,6 +104,7 @@ class ClientForm(forms.ModelForm):
             "email",
             "phone",
             "linkedin_url",
+            "external_id",
             "job_title",
             "company",
             "sector",

@@ -145,7 +145,7 @@ class ClientQuerySet(models.QuerySet):
         return self.filter(Q(last_interaction_at__lt=cutoff) | Q(last_interaction_at__isnull=True))
 
     def search(self, text: str) -> ClientQuerySet:
-        """Clients whose name, email or company contains every word of ``text``."""
+        """Clients whose name, email or company contains every word of ``text`` (or whose external id is a word)."""
         queryset = self
         for word in text.split()[:5]:
             queryset = queryset.filter(
@@ -153,6 +153,7 @@ class ClientQuerySet(models.QuerySet):
                 | Q(last_name__icontains=word)
                 | Q(email__icontains=word)
                 | Q(company__icontains=word)
+                | Q(external_id=word)
             )
         return queryset
 
@@ -171,6 +172,13 @@ class Client(models.Model):
     email = models.EmailField(_("email"), max_length=254, blank=True, db_index=True)
     phone = models.CharField(_("phone"), max_length=40, blank=True)
     linkedin_url = models.CharField(_("LinkedIn URL"), max_length=255, blank=True, db_index=True)
+    # The client's id in the shop or invoicing tool (purchase files name clients by it); unique when given.
+    external_id = models.CharField(
+        _("external id"),
+        max_length=64,
+        blank=True,
+        help_text=_("The client's number in the shop or invoicing tool."),
+    )
     job_title = models.CharField(_("job title"), max_length=200, blank=True)
     company = models.CharField(_("company"), max_length=200, blank=True)
     sector = models.CharField(_("sector"), max_length=120, blank=True)
@@ -239,6 +247,15 @@ class Client(models.Model):
             models.Index(fields=["country"], name="client_country_idx"),
             models.Index(fields=["company"], name="client_company_idx"),
             models.Index(fields=["last_purchase_at"], name="client_last_purchase_idx"),
+        ]
+        constraints = [
+            # A unique index over the non-blank ids only: most clients have none.
+            models.UniqueConstraint(
+                fields=["external_id"],
+                condition=~models.Q(external_id=""),
+                name="client_external_id_unique",
+                violation_error_message=_("Another client already has this external id."),
+            ),
         ]
 
     def __str__(self) -> str:

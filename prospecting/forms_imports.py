@@ -13,7 +13,7 @@ from crm.forms import style_for_bootstrap
 from crm.models import Client, Source
 from prospecting.imports import UPDATABLE_FIELDS
 from prospecting.mapping import FIELDS_BY_TARGET
-from prospecting.models import ImportKind, MatchKey, SavedMapping, UnknownClients, UpdatePolicy
+from prospecting.models import ClientKey, ImportKind, MatchKey, SavedMapping, UnknownClients, UpdatePolicy
 from prospecting.validation import InvalidValue, parse_tags
 
 
@@ -80,6 +80,7 @@ class ImportOptionsForm(forms.Form):
         help_text=_("Unless the field has a policy of its own above."),
     )
     match_key = forms.ChoiceField(label=_("Recognise existing people by"), choices=MatchKey.choices)
+    client_key = forms.ChoiceField(label=_("Find the client by"), choices=ClientKey.choices)
     unknown_clients = forms.ChoiceField(label=_("Purchases of unknown clients"), choices=UnknownClients.choices)
     save_mapping_as = forms.CharField(
         label=_("Save this mapping as"), max_length=120, required=False, help_text=_("Optional; to reuse it.")
@@ -107,13 +108,13 @@ class ImportOptionsForm(forms.Form):
         self.fields["owner"].queryset = users.order_by("username")
         self.fields["source"].choices = [("", _("— from the file, else Import —")), *Source.choices]
         options = job.options
-        for name in ("policy", "match_key", "unknown_clients", "source"):
+        for name in ("policy", "match_key", "client_key", "unknown_clients", "source"):
             self.fields[name].initial = options.get(name)
         self.fields["tags"].initial = ", ".join(options.get("tags") or [])
         if job.kind == ImportKind.PURCHASES:
             del self.fields["policy"], self.fields["match_key"], self.fields["tags"], self.fields["source"]
         else:
-            del self.fields["unknown_clients"]
+            del self.fields["unknown_clients"], self.fields["client_key"]
         if job.is_waalaxy:
             del self.fields["save_mapping_as"]
         style_for_bootstrap(self)
@@ -147,6 +148,8 @@ class ImportOptionsForm(forms.Form):
         named = [name for name in used if name]
         if len(named) != len(set(named)):
             raise forms.ValidationError(_("Two columns feed the same field: choose one of them."))
+        if cleaned.get("client_key") == ClientKey.EXTERNAL_ID and "client_ref" not in named:
+            self.add_error("client_key", _("Choose the column holding the client's external id, or find by email."))
         name = cleaned.get("save_mapping_as")
         if name and SavedMapping.objects.filter(kind=self.job.kind, name=name).exists():
             self.add_error("save_mapping_as", _("A saved mapping already has this name."))
@@ -167,6 +170,7 @@ class ImportOptionsForm(forms.Form):
             "policy": cleaned.get("policy") or UpdatePolicy.FILL_EMPTY,
             "field_policies": self.field_policies(),
             "match_key": cleaned.get("match_key") or MatchKey.EMAIL_LINKEDIN,
+            "client_key": cleaned.get("client_key") or ClientKey.EMAIL,
             "unknown_clients": cleaned.get("unknown_clients") or UnknownClients.REPORT,
         }
 

@@ -59,6 +59,26 @@ def _text(max_length: int | None) -> Callable[[str], str | None]:
     return partial(parse_text, max_length=max_length)
 
 
+# The client's number in a shop or invoicing tool, in a contact list or a purchase history.
+_EXTERNAL_ID_SYNONYMS = (
+    "id client",
+    "client id",
+    "customer id",
+    "identifiant client",
+    "numero client",
+    "numero de client",
+    "n client",
+    "no client",
+    "code client",
+    "ref client",
+    "reference client",
+    "client number",
+    "customer number",
+    "external id",
+    "id externe",
+    "identifiant externe",
+)
+
 CLIENT_FIELDS: dict[str, FieldSpec] = {
     spec.name: spec
     for spec in (
@@ -148,6 +168,13 @@ CLIENT_FIELDS: dict[str, FieldSpec] = {
             max_length=255,
         ),
         FieldSpec(
+            "external_id",
+            _("external id (client number)"),
+            _text(64),
+            _EXTERNAL_ID_SYNONYMS,
+            max_length=64,
+        ),
+        FieldSpec(
             "birth_year",
             _("birth year"),
             parse_birth_year,
@@ -178,20 +205,7 @@ PURCHASE_FIELDS: dict[str, FieldSpec] = {
             "client_ref",
             _("client external id"),
             _text(64),
-            (
-                "id client",
-                "client id",
-                "customer id",
-                "numero client",
-                "n client",
-                "no client",
-                "code client",
-                "ref client",
-                "reference client",
-                "customer number",
-                "external id",
-                "id externe",
-            ),
+            _EXTERNAL_ID_SYNONYMS,
             exact_only=("client", "customer"),
             max_length=64,
         ),

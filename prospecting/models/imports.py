@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 __all__ = [
+    "ClientKey",
     "ImportChange",
     "ImportChangeAction",
     "ImportEntity",
@@ -53,6 +54,14 @@ class UpdatePolicy(models.TextChoices):
 class MatchKey(models.TextChoices):
     EMAIL_LINKEDIN = "email_linkedin", _("Email, then LinkedIn URL")
     NAME_COMPANY = "name_company", _("First name, last name and company")
+    EXTERNAL_ID = "external_id", _("External id (the shop's or invoicing tool's client number)")
+
+
+class ClientKey(models.TextChoices):
+    """How a purchase file names its clients."""
+
+    EMAIL = "email", _("Email")
+    EXTERNAL_ID = "external_id", _("External id")
 
 
 class UnknownClients(models.TextChoices):
@@ -75,7 +84,8 @@ class ImportJob(models.Model):
     )
     # The file's column names in their order (a PostgreSQL JSON object does not keep the order of its keys).
     header = models.JSONField(_("columns"), default=list, blank=True)
-    # {column: field name or None}; options: owner_id, tags, source, policy, field_policies, match_key, unknown_clients.
+    # {column: field name or None}; options: owner_id, tags, source, policy, field_policies, match_key, client_key,
+    # unknown_clients.
     mapping = models.JSONField(_("mapping"), default=dict, blank=True)
     options = models.JSONField(_("options"), default=dict, blank=True)
     status = models.CharField(_("status"), max_length=20, choices=ImportStatus.choices, default=ImportStatus.UPLOADED)

@@ -28,6 +28,7 @@ HEADER = [
     "Source",
     "Last interaction",
     "Last purchase",
+    "External id",
 ]
 
 
@@ -94,6 +95,7 @@ def test_managers_and_admins_download_a_utf8_csv_with_bom(request, client_as, us
         tier=models.Tier.A,
         source=models.Source.REFERRAL,
         last_purchase_at=date(2024, 3, 9),
+        external_id="C-00042",
     )
     response = client_as(request.getfixturevalue(user_fixture)).get(export_url())
     assert response.status_code == 200
@@ -119,6 +121,7 @@ def test_managers_and_admins_download_a_utf8_csv_with_bom(request, client_as, us
             "Referral",
             "",
             "2024-03-09",
+            "C-00042",
         ],
     ]
 
@@ -131,10 +134,12 @@ def test_export_neutralises_formulas_in_client_fields(client_as, manager):
         company="-2",
         job_title="\tjob",
         city="\rcity",
+        external_id="=cmd",
         owner=None,
     )
     _raw, rows = download(client_as(manager).get(export_url()))
     assert rows[1][:7] == ["'=1+1", "'@SUM(A1:A9)", rows[1][2], "'+33612345678", "'-2", "'\tjob", "'\rcity"]
+    assert rows[1][-1] == "'=cmd"
 
 
 def test_export_applies_the_list_filters_and_sort(client_as, manager):
