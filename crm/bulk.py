@@ -14,7 +14,9 @@ ids of the clients matching now) on a queued ``BulkAction`` and a worker applies
 one transaction; so does the undo of such an action (``bulk_action_undo_submit``, ``bulk_action_undo_run``). The
 worker claims the action row by its status, so a message delivered twice applies once, and holds a PostgreSQL
 session lock on it, so that ``bulk_action_fail_stale`` fails an action whose worker died instead of leaving it
-running (elsewhere, or for a hung worker, after ``CRM_BULK_STALE_SECONDS``).
+running (elsewhere, or for a hung worker, after ``CRM_BULK_STALE_SECONDS``). ``bulk_action_recover``, run every few
+minutes by the beat, does that without waiting for someone to open the pages, and sends again the applies and undos
+whose message the broker lost.
 """
 
 from __future__ import annotations
@@ -40,7 +42,15 @@ from crm.followups import follow_up_plan_many
 from crm.forms import style_for_bootstrap
 from crm.models import BulkAction, BulkActionItem, BulkActionStatus, Client, ClientChange, FollowUp, Tag, Tier
 from crm.services import records_bulk_insert
-from portfolio.queueing import enqueue_on_commit, worker_lock
+from portfolio.queueing import (
+    GIVE_UP,
+    REQUEUE,
+    enqueue_now,
+    enqueue_on_commit,
+    never_picked_up_message,
+    requeue_decision,
+    worker_lock,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -361,6 +371,37 @@ def bulk_action_fail_stale(*, now: datetime | None = None) -> int:
     return sum(_fail_stopped(action_id) for action_id in sorted(stale))
 
 
+def bulk_action_recover(*, now: datetime | None = None) -> dict[str, int]:
+    """The periodic recovery pass: fail the actions whose worker died (``bulk_action_fail_stale``), send again the
+    applies and undos still waiting for a worker (a message the broker lost), give up those never picked up."""
+    from crm.tasks import bulk_action_apply_task, bulk_action_undo_task
+
+    now = now or timezone.now()
+    counts = {"failed": bulk_action_fail_stale(now=now), "requeued": 0, "given_up": 0}
+    waiting = BulkAction.objects.filter(status__in=(BulkActionStatus.QUEUED, BulkActionStatus.UNDO_QUEUED))
+    for action_id, status, created_at, undo_queued_at in waiting.values_list(
+        "pk", "status", "created_at", "undo_started_at"
+    ):
+        undo = status == BulkActionStatus.UNDO_QUEUED
+        waiting_since = (undo_queued_at or created_at) if undo else created_at
+        decision = requeue_decision(waiting_since, now=now)
+        if decision == REQUEUE:
+            counts["requeued"] += enqueue_now(bulk_action_undo_task if undo else bulk_action_apply_task, action_id)
+        elif decision == GIVE_UP:
+            counts["given_up"] += _give_up(action_id, undo=undo)
+    return counts
+
+
+def _give_up(action_id: int, *, undo: bool) -> int:
+    if undo:
+        return BulkAction.objects.filter(pk=action_id, status=BulkActionStatus.UNDO_QUEUED).update(
+            status=BulkActionStatus.DONE, undone_by=None, error=never_picked_up_message()
+        )
+    return BulkAction.objects.filter(pk=action_id, status=BulkActionStatus.QUEUED).update(
+        status=BulkActionStatus.FAILED, finished_at=timezone.now(), client_ids=[], error=never_picked_up_message()
+    )
+
+
 def _fail_stopped(action_id: int) -> int:
     applying = BulkAction.objects.filter(pk=action_id, status=BulkActionStatus.RUNNING).update(
         status=BulkActionStatus.FAILED,
@@ -429,7 +470,9 @@ def bulk_action_undo_submit(*, action_id: int, user) -> UndoOutcome | None:
         if action.touched <= settings.CRM_BULK_INLINE_MAX:
             return _undo(action, action_type, user)
         action.status, action.undone_by, action.progress, action.error = BulkActionStatus.UNDO_QUEUED, user, 0, ""
-        action.save(update_fields=["status", "undone_by", "progress", "error"])
+        # Until a worker claims the undo (and sets it again), undo_started_at says since when it waits for one.
+        action.undo_started_at = timezone.now()
+        action.save(update_fields=["status", "undone_by", "progress", "error", "undo_started_at"])
         enqueue_on_commit(bulk_action_undo_task, action_id, on_failure=lambda error: _fail_unqueued_undo(action_id))
     return None
 

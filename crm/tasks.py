@@ -45,3 +45,11 @@ def bulk_action_undo_task(action_id: int) -> str | None:
     """Undo a bulk action whose undo was queued; nothing happens when it is no longer waiting for it."""
     action = bulk.bulk_action_undo_run(action_id=action_id)
     return action.status if action else None
+
+
+# Every few minutes (portfolio.schedules): a bulk action whose worker died is failed without waiting for someone to
+# open its page, and one whose message the broker lost is sent again (the claim keeps a late original harmless).
+@shared_task(acks_late=True, time_limit=5 * 60, soft_time_limit=4 * 60)
+def recover_bulk_actions_task() -> dict[str, int]:
+    """Periodic: fail the bulk actions whose worker is gone, queue again those no worker took."""
+    return bulk.bulk_action_recover()

@@ -43,3 +43,22 @@ BEAT_SCHEDULE["advance-campaigns"] = {
     "schedule": 5 * 60,
     "options": {"expires": 5 * 60},
 }
+
+# Recovery passes: fail the jobs whose worker died, send again those whose message the broker lost (see
+# portfolio.queueing.requeue_decision, which counts the attempts with JOBS_RECOVERY_INTERVAL_SECONDS).
+JOBS_RECOVERY_INTERVAL_SECONDS = float(os.environ.get("JOBS_RECOVERY_INTERVAL_SECONDS", "300"))
+RECOVERY_TASKS = {
+    "recover-imports": "prospecting.tasks.recover_imports_task",
+    "recover-bulk-actions": "crm.tasks.recover_bulk_actions_task",
+    "recover-scoring-jobs": "scoring.tasks.recover_scoring_jobs_task",
+}
+BEAT_SCHEDULE.update(
+    {
+        name: {
+            "task": task,
+            "schedule": JOBS_RECOVERY_INTERVAL_SECONDS,
+            "options": {"expires": JOBS_RECOVERY_INTERVAL_SECONDS},
+        }
+        for name, task in RECOVERY_TASKS.items()
+    }
+)

@@ -164,6 +164,12 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# The recovery passes (portfolio.schedules, every JOBS_RECOVERY_INTERVAL_SECONDS) send again the message of a job
+# still waiting for a worker after JOBS_REQUEUE_AFTER_SECONDS (a broker that lost it), JOBS_REQUEUE_ATTEMPTS times
+# at most, one interval of JOBS_REQUEUE_AFTER_SECONDS apart; a job never picked up after that is failed.
+JOBS_RECOVERY_INTERVAL_SECONDS = int(os.environ.get("JOBS_RECOVERY_INTERVAL_SECONDS", "300"))
+JOBS_REQUEUE_AFTER_SECONDS = int(os.environ.get("JOBS_REQUEUE_AFTER_SECONDS", "600"))
+JOBS_REQUEUE_ATTEMPTS = int(os.environ.get("JOBS_REQUEUE_ATTEMPTS", "3"))
 
 # Product settings.
 CRM_REPS_SEE_ONLY_OWN_CLIENTS = env_bool("CRM_REPS_SEE_ONLY_OWN_CLIENTS")

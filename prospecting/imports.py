@@ -14,8 +14,10 @@ which old -> new values, what is unchanged, which lines are errors) before anyth
 - ``import_undo`` removes what the job created and gives updated fields their previous values back, except the
   fields and records edited since the import, which it keeps and lists (``import_undo_conflicts``).
 
-Matching: the normalised email, then the normalised LinkedIn URL (or first name + last name + company, folded).
-Purchases match their client by email only: clients have no external id. A purchase needs a reference, so that
+Matching: the normalised email, then the normalised LinkedIn URL (or first name + last name + company, folded, or
+the external id: the client's number in the shop or invoicing tool). An external id belongs to one client: a line
+giving one that another client holds is an error, never a constraint failure at apply. Purchases find their client
+by email or by external id, as the admin chooses. A purchase needs a reference, so that
 importing the same file again skips the orders already there (client + reference); lines sharing a client and a
 reference are the lines of one order.
 """
@@ -43,6 +45,7 @@ from crm.normalize import normalize_email
 from portfolio.queueing import enqueue_on_commit, worker_lock
 from prospecting.mapping import convert_record, guess_mapping
 from prospecting.models import (
+    ClientKey,
     ImportChange,
     ImportChangeAction,
     ImportEntity,
@@ -70,6 +73,7 @@ UPDATABLE_FIELDS = (
     "email",
     "phone",
     "linkedin_url",
+    "external_id",
     "job_title",
     "company",
     "sector",
@@ -109,6 +113,7 @@ DEFAULT_OPTIONS = {
     "policy": UpdatePolicy.FILL_EMPTY,
     "field_policies": {},
     "match_key": MatchKey.EMAIL_LINKEDIN,
+    "client_key": ClientKey.EMAIL,
     "unknown_clients": UnknownClients.REPORT,
 }
 
@@ -131,7 +136,8 @@ class RowPlan:
     @property
     def label(self) -> str:
         name = f"{self.values.get('first_name', '')} {self.values.get('last_name', '')}".strip()
-        return name or self.values.get("email") or self.values.get("linkedin_url") or ""
+        values = self.values
+        return name or values.get("email") or values.get("linkedin_url") or values.get("external_id") or ""
 
     def fail(self, reason: str, column: str = "") -> None:
         self.action = ERROR
@@ -157,6 +163,9 @@ def import_create(*, data: bytes, filename: str, kind: str, user, options: dict 
     table = read_table(data, filename=filename, max_bytes=settings.IMPORT_MAX_BYTES)
     waalaxy = kind == ImportKind.PEOPLE and is_waalaxy_export(table.header)
     mapping = {} if waalaxy else guess_mapping(table.header, target=_target(kind))
+    options = dict(options or {})
+    if kind == ImportKind.PURCHASES and not options.get("client_key"):
+        options["client_key"] = guess_client_key(mapping)
     job = ImportJob.objects.create(
         kind=kind,
         filename=filename[:255],
@@ -165,11 +174,17 @@ def import_create(*, data: bytes, filename: str, kind: str, user, options: dict 
         header=list(table.header),
         uploaded_by=user,
         mapping=mapping,
-        options=_checked_options(options or {}),
+        options=_checked_options(options),
         total_rows=len(table.rows),
     )
     job.notes = table.notes  # what the reader did that the admin should know (a workbook named .csv, ...)
     return job
+
+
+def guess_client_key(mapping: dict[str, str | None]) -> str:
+    """Purchases: find clients by external id when the file has a client-number column and no email column."""
+    fields = set(mapping.values())
+    return ClientKey.EXTERNAL_ID if "client_ref" in fields and "email" not in fields else ClientKey.EMAIL
 
 
 def import_read(job: ImportJob) -> Table:
@@ -183,9 +198,25 @@ def import_configure(*, job: ImportJob, mapping: dict[str, str | None], options:
     return job
 
 
+def import_options_check(options: dict) -> dict:
+    """The options over their defaults, for a caller that checks them before the file is read (``ValueError``)."""
+    return _checked_options(options)
+
+
 def _checked_options(options: dict) -> dict:
-    """The options over their defaults; raises ``ValueError`` (with a message for the admin) for an unknown policy."""
+    """The options over their defaults; raises ``ValueError`` (with a message for the admin) for an unknown policy
+    or key."""
     options = {**DEFAULT_OPTIONS, **options}
+    if options["match_key"] not in MatchKey.values:
+        raise ValueError(
+            gettext("“%(key)s” is not a way to recognise people: choose %(choices)s.")
+            % {"key": options["match_key"], "choices": ", ".join(MatchKey.values)}
+        )
+    if options["client_key"] not in ClientKey.values:
+        raise ValueError(
+            gettext("“%(key)s” is not a way to find clients: choose %(choices)s.")
+            % {"key": options["client_key"], "choices": ", ".join(ClientKey.values)}
+        )
     policies = {"": options["policy"], **(options["field_policies"] or {})}
     for name, policy in policies.items():
         if name and name not in UPDATABLE_FIELDS:
@@ -293,6 +324,8 @@ def _people_rows(job: ImportJob, table: Table) -> Iterator[RowPlan]:
 
 
 def _person_keys(values: dict[str, Any], match_key: str) -> list[tuple]:
+    if match_key == MatchKey.EXTERNAL_ID:
+        return [("external_id", values["external_id"])] if values.get("external_id") else []
     if match_key == MatchKey.NAME_COMPANY:
         first, last = fold(values.get("first_name", "")), fold(values.get("last_name", ""))
         return [("name", first, last, fold(values.get("company", "")))] if first or last else []
@@ -319,6 +352,8 @@ def _plan_people(job: ImportJob, table: Table) -> list[RowPlan]:
         if not keys:
             row.fail(_missing_key_reason(match_key))
             continue
+        if row.values.get("external_id") and match_key != MatchKey.EXTERNAL_ID:
+            keys.append(("external_id", row.values["external_id"]))  # one external id, one person
         first = next((seen[key] for key in keys if key in seen), None)
         if first is not None:
             row.fail(gettext("duplicate of line %(line)d") % {"line": first})
@@ -332,6 +367,8 @@ def _plan_people(job: ImportJob, table: Table) -> list[RowPlan]:
 def _missing_key_reason(match_key: str) -> str:
     if match_key == MatchKey.NAME_COMPANY:
         return gettext("a first or last name is needed to recognise this person")
+    if match_key == MatchKey.EXTERNAL_ID:
+        return gettext("an external id is needed to recognise this person")
     return gettext("an email or a LinkedIn profile is needed to recognise this person")
 
 
@@ -342,6 +379,7 @@ def _match_people(plan: list[RowPlan], match_key: str, options: dict) -> None:
     known_keys = _existing_interaction_keys(
         [interaction["external_key"] for row in rows for interaction in row.interactions]
     )
+    holders = _external_id_holders(rows, match_key, existing)
     claimed: dict[int, int] = {}
     for row in rows:
         client = next((existing[key] for key in _person_keys(row.values, match_key) if key in existing), None)
@@ -349,6 +387,7 @@ def _match_people(plan: list[RowPlan], match_key: str, options: dict) -> None:
         known_keys.update(item["external_key"] for item in row.interactions)
         if client is None:
             row.action = CREATE
+            _check_external_id(row, row.values.get("external_id"), holders)
             continue
         if client["id"] in claimed:
             row.fail(gettext("duplicate of line %(line)d (same client)") % {"line": claimed[client["id"]]})
@@ -358,6 +397,29 @@ def _match_people(plan: list[RowPlan], match_key: str, options: dict) -> None:
         row.changes = _field_changes(client, row.values, options)
         row.tags = [name for name in row.tags if name not in tags.get(client["id"], set())]
         row.action = UPDATE if row.changes or row.tags or row.interactions else UNCHANGED
+        if "external_id" in row.changes:
+            _check_external_id(row, row.changes["external_id"][1], holders)
+
+
+def _external_id_holders(rows: list[RowPlan], match_key: str, existing: dict[tuple, dict]) -> dict[str, int]:
+    """``{external id: id of the client holding it}`` for the external ids of the file."""
+    if match_key == MatchKey.EXTERNAL_ID:
+        return {key[1]: client["id"] for key, client in existing.items()}
+    values = sorted({row.values["external_id"] for row in rows if row.values.get("external_id")})
+    if not values:
+        return {}
+    return {client["external_id"]: client["id"] for client in _clients_by("external_id", values, ["id", "external_id"])}
+
+
+def _check_external_id(row: RowPlan, value: str | None, holders: dict[str, int]) -> None:
+    """A line may not give a client an external id another client holds (the database would refuse it)."""
+    holder = holders.get(value) if value else None
+    if holder is not None and holder != row.client_id:
+        row.fail(
+            gettext("the external id “%(value)s” already belongs to another client (#%(id)d)")
+            % {"value": value, "id": holder},
+            "external_id",
+        )
 
 
 def _field_changes(client: dict[str, Any], values: dict[str, Any], options: dict) -> dict[str, tuple[Any, Any]]:
@@ -397,6 +459,11 @@ def _existing_clients(rows: list[RowPlan], match_key: str) -> dict[tuple, dict[s
                 for key in _person_keys(client, match_key):
                     found.setdefault(key, client)
         return found
+    if match_key == MatchKey.EXTERNAL_ID:
+        values = sorted({row.values["external_id"] for row in rows if row.values.get("external_id")})
+        for client in _clients_by("external_id", values, columns):
+            found.setdefault(("external_id", client["external_id"]), client)
+        return found
     for kind, column in (("email", "email"), ("linkedin", "linkedin_url")):
         values = sorted({row.values[column] for row in rows if row.values.get(column)})
         for client in _clients_by(column, values, columns):
@@ -416,7 +483,9 @@ def _clients_by(column: str, values: list[str], columns: list[str]) -> Iterator[
     quote = connection.ops.quote_name
     selected = ", ".join(quote(Client._meta.get_field(name).column) for name in columns)
     table = quote(Client._meta.db_table)
-    sql = f"SELECT {selected} FROM {table} WHERE {quote(column)} = ANY(%s) ORDER BY id"  # noqa: S608
+    # The external id's unique index only holds the non-blank ids: the query says so, or it reads the whole table.
+    blank = f" AND {quote(column)} <> ''" if column == "external_id" else ""
+    sql = f"SELECT {selected} FROM {table} WHERE {quote(column)} = ANY(%s){blank} ORDER BY id"  # noqa: S608
     with connection.cursor() as cursor:
         cursor.execute(sql, [values])
         for record in cursor.fetchall():
@@ -446,8 +515,14 @@ def _existing_interaction_keys(keys: list[str]) -> set[str]:
 # Purchases
 
 
+def _purchase_key(options: dict) -> str:
+    """The field of a purchase line naming its client: the email, or the client's external id."""
+    return "client_ref" if options.get("client_key") == ClientKey.EXTERNAL_ID else "email"
+
+
 def _plan_purchases(job: ImportJob, table: Table) -> list[RowPlan]:
     plan, orders = [], {}
+    client_field = _purchase_key(job.options)
     for row in table.rows:
         converted = convert_record(dict(zip(table.header, row.cells, strict=True)), job.mapping, target="purchase")
         item = RowPlan(row.line, row.cells, values=converted.values)
@@ -456,10 +531,10 @@ def _plan_purchases(job: ImportJob, table: Table) -> list[RowPlan]:
         if item.errors:
             item.action = ERROR
             continue
-        _check_purchase(item)
+        _check_purchase(item, client_field)
         if item.action == ERROR:
             continue
-        key = (item.values["email"], item.values["reference"])
+        key = (item.values[client_field], item.values["reference"])
         first = orders.get(key)
         if first is None:
             orders[key] = item
@@ -478,11 +553,13 @@ def _plan_purchases(job: ImportJob, table: Table) -> list[RowPlan]:
     return plan
 
 
-def _check_purchase(item: RowPlan) -> None:
+def _check_purchase(item: RowPlan, client_field: str) -> None:
     values = item.values
-    if "client_ref" in values and "email" not in values:
-        item.fail(gettext("clients are recognised by email only: map the client's email column"))
-    elif "email" not in values:
+    if client_field == "email" and "client_ref" in values and "email" not in values:
+        item.fail(gettext("clients are found by email in this import: map the client's email column"))
+    elif client_field == "client_ref" and "client_ref" not in values:
+        item.fail(gettext("the client's external id is missing"))
+    elif client_field not in values:
         item.fail(gettext("the client's email is missing"))
     elif "order_date" not in values:
         item.fail(gettext("the order date is missing"))
@@ -527,21 +604,27 @@ def _add_order_line(order_row: RowPlan, values: dict[str, Any]) -> None:
 
 
 def _match_purchases(plan: list[RowPlan], orders: list[RowPlan], options: dict) -> None:
-    emails = sorted({row.values["email"] for row in orders})
+    client_field = _purchase_key(options)
+    column = "external_id" if client_field == "client_ref" else "email"
+    keys = sorted({row.values[client_field] for row in orders})
     clients: dict[str, int] = {}
-    for chunk in _chunked(emails):
-        for pk, email in Client.objects.filter(email__in=chunk).order_by("-pk").values_list("pk", "email"):
-            clients[email] = pk
+    for chunk in _chunked(keys):
+        found = Client.objects.filter(**{f"{column}__in": chunk}).exclude(**{column: ""})
+        for pk, key in found.order_by("-pk").values_list("pk", column):
+            clients[key] = pk
     existing: set[tuple[int, str]] = set()
     for chunk in _chunked(sorted(set(clients.values()))):
         existing.update(Purchase.objects.filter(client_id__in=chunk).values_list("client_id", "reference"))
     create_clients = options.get("unknown_clients") == UnknownClients.CREATE
     by_line = {row.line: row for row in plan}
+    unknown = (
+        gettext("no client has this external id") if column == "external_id" else gettext("no client has this email")
+    )
     for row in orders:
-        row.client_id = clients.get(row.values["email"])
+        row.client_id = clients.get(row.values[client_field])
         if row.client_id is None and not create_clients:
             for line in row.order["rows"]:
-                by_line[line].fail(gettext("no client has this email"), "email")
+                by_line[line].fail(unknown, column)
             continue
         if row.client_id is not None and (row.client_id, row.values["reference"]) in existing:
             row.action = UNCHANGED
@@ -571,7 +654,8 @@ def _json_value(value: Any) -> Any:
 
 
 def _preview_row(row: RowPlan) -> dict[str, Any]:
-    label = row.label if not row.order else f"{row.values.get('reference', '')} · {row.values.get('email', '')}"
+    client = row.values.get("email") or row.values.get("client_ref", "")
+    label = row.label if not row.order else f"{row.values.get('reference', '')} · {client}"
     return {
         "line": row.line,
         "action": row.action,
@@ -612,7 +696,8 @@ def import_queue(*, job: ImportJob) -> ImportJob:
     job.status = ImportStatus.QUEUED
     job.error = ""
     job.progress = 0
-    job.save(update_fields=["status", "error", "progress"])
+    job.started_at = timezone.now()  # while queued: since when it waits for a worker (prospecting.recovery)
+    job.save(update_fields=["status", "error", "progress", "started_at"])
     job_id = job.pk
     enqueue_on_commit(import_apply_task, job_id, on_failure=lambda error: _fail_unqueued(job_id))
     return job
@@ -691,7 +776,8 @@ def _apply_locked(job_id: int) -> ImportJob | None:
             job.save(update_fields=RESULT_FIELDS)
     except Exception as exc:
         logger.exception("import %s failed", job_id)
-        ImportJob.objects.filter(pk=job_id).update(
+        # Only the claimed apply: a duplicate that failed must not mark failed a job another delivery applied.
+        ImportJob.objects.filter(pk=job_id, status=ImportStatus.APPLYING).update(
             status=ImportStatus.FAILED,
             error=gettext("The import failed and nothing was written: %(error)s") % {"error": str(exc)[:1000]},
             apply_seconds=round(time.monotonic() - started, 3),
@@ -821,13 +907,11 @@ def _apply_purchases(job: ImportJob, plan: list[RowPlan], progress) -> None:
     user, batch_size = job.uploaded_by, settings.IMPORT_BATCH_SIZE
     orders = [row for row in plan if row.action == CREATE]
     changes: list[ImportChange] = []
-    unknown = sorted({row.values["email"] for row in orders if row.client_id is None})
     created = crm_services.client_bulk_create(
-        clients=[Client(email=email, source=Source.IMPORT, owner_id=job.options.get("owner_id")) for email in unknown],
-        user=user,
-        batch_size=batch_size,
+        clients=_unknown_buyers(orders, job.options), user=user, batch_size=batch_size
     )
-    new_clients = {client.email: client.pk for client in created}
+    by_external_id = _purchase_key(job.options) == "client_ref"
+    new_clients = {client.external_id if by_external_id else client.email: client.pk for client in created}
     changes += [_change(job, ImportEntity.CLIENT, pk, ImportChangeAction.CREATED) for pk in new_clients.values()]
     buyers = sorted({row.client_id for row in orders if row.client_id is not None})
     for chunk in _chunked(buyers):
@@ -839,7 +923,8 @@ def _apply_purchases(job: ImportJob, plan: list[RowPlan], progress) -> None:
     for batch in _batches(orders):
         records = []
         for row in batch:
-            client_id = row.client_id or new_clients[normalize_email(row.values["email"])]
+            key = row.values["client_ref"] if by_external_id else normalize_email(row.values["email"])
+            client_id = row.client_id or new_clients[key]
             purchase = Purchase(
                 client_id=client_id,
                 reference=row.values["reference"],
@@ -859,6 +944,23 @@ def _apply_purchases(job: ImportJob, plan: list[RowPlan], progress) -> None:
         done += len(batch)
         progress(done)
     crm_services.records_bulk_insert(objects=changes, batch_size=batch_size)
+
+
+def _unknown_buyers(orders: list[RowPlan], options: dict) -> list[Client]:
+    """The clients to create for orders of unknown clients: by email, or by external id (with the email of their
+    first order line that gives one)."""
+    owner_id = options.get("owner_id")
+    if _purchase_key(options) == "email":
+        emails = sorted({row.values["email"] for row in orders if row.client_id is None})
+        return [Client(email=email, source=Source.IMPORT, owner_id=owner_id) for email in emails]
+    emails: dict[str, str] = {}
+    for row in orders:
+        if row.client_id is None and not emails.get(row.values["client_ref"]):
+            emails[row.values["client_ref"]] = row.values.get("email") or ""
+    return [
+        Client(external_id=key, email=email, source=Source.IMPORT, owner_id=owner_id)
+        for key, email in sorted(emails.items())
+    ]
 
 
 def _product_key(line: dict[str, Any]) -> tuple[str, str]:
@@ -949,6 +1051,7 @@ def import_undo(*, job_id: int, user) -> dict[int, set[str]]:
 def _restore_clients(updated: list[tuple[int, dict]], conflicts: dict[int, set[str]], user) -> None:
     for chunk in _chunked(updated, settings.IMPORT_BATCH_SIZE):
         clients = Client.objects.in_bulk([pk for pk, _ in chunk])
+        _keep_taken_external_ids(chunk, conflicts)
         restores, tags = [], {}
         for pk, previous in chunk:
             if pk not in clients:
@@ -961,6 +1064,16 @@ def _restore_clients(updated: list[tuple[int, dict]], conflicts: dict[int, set[s
                 tags[pk] = previous["__tags_added__"]
         crm_services.client_bulk_update(updates=restores, user=user)
         crm_services.client_bulk_remove_tags(tags_by_client=tags)
+
+
+def _keep_taken_external_ids(chunk: list[tuple[int, dict]], conflicts: dict[int, set[str]]) -> None:
+    """An external id given since to another client stays with it: the client of the job keeps its current one."""
+    wanted = {pk: previous["external_id"] for pk, previous in chunk if previous.get("external_id")}
+    found = Client.objects.filter(external_id__in=sorted(set(wanted.values()))).exclude(external_id="")
+    holders = dict(found.values_list("external_id", "pk"))
+    for pk, value in wanted.items():
+        if holders.get(value, pk) != pk:
+            conflicts.setdefault(pk, set()).add("external_id")
 
 
 def _target(kind: str) -> str:

@@ -83,3 +83,13 @@ def import_preview_task(job_id: int) -> str | None:
 
     job = import_preview_run(job_id=job_id)
     return job.status if job else None
+
+
+# Every few minutes (portfolio.schedules): an import whose worker died is failed without waiting for someone to open
+# the import pages, and one whose message the broker lost is sent again (the claim keeps a late original harmless).
+@shared_task(acks_late=True, time_limit=5 * 60, soft_time_limit=4 * 60)
+def recover_imports_task() -> dict[str, int]:
+    """Periodic: fail the imports whose worker is gone, queue again those no worker took."""
+    from prospecting.recovery import import_recover
+
+    return import_recover()

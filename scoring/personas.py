@@ -51,6 +51,7 @@ from scoring.models import (
     PersonaProfile,
     StudyStatus,
 )
+from scoring.recovery import IN_PROGRESS, STUDY_TIME_LIMIT, cluster_studies_fail_stale  # noqa: F401 (re-exported)
 from scoring.selectors import current_run_id
 from scoring.services import PhaseProgress
 
@@ -59,12 +60,10 @@ logger = logging.getLogger(__name__)
 K_CHOICES = (2, 3, 4)
 STUDY_SAMPLE_SIZE = 50_000  # clients k-means is fitted on; every client is then assigned
 CHOOSE_K_SAMPLE_SIZE = 5_000  # clients the silhouette of each k is measured on
-STUDY_TIME_LIMIT = 1800  # seconds; a study queued or running for longer is stale
 STUDIES_WITH_LABELS = 3  # the newest finished studies whose per-client clusters are kept
 ASSIGN_BATCH_SIZE = 5_000  # members given their persona per step of an assignment, its progress saved after each
 LABEL_BATCH_SIZE = 5_000  # rows per INSERT where COPY is not available
 LABEL_TYPES = {"study_id": "int8", "client_id": "int8", "cluster": "int2"}
-IN_PROGRESS = (StudyStatus.QUEUED, StudyStatus.RUNNING)
 # Phases in order, with the progress (%) reached when each one ends.
 PHASES = {
     "read": 30,
@@ -255,16 +254,6 @@ def scaled_vectors(aligned: pd.DataFrame, fitted: Mapping[str, Any]) -> np.ndarr
 
 
 # Studies.
-
-
-def cluster_studies_fail_stale(*, now=None) -> int:
-    now = now or timezone.now()
-    cutoff = now - timedelta(seconds=STUDY_TIME_LIMIT)
-    return ClusterStudy.objects.filter(status__in=IN_PROGRESS, created_at__lt=cutoff).update(
-        status=StudyStatus.FAILED,
-        finished_at=now,
-        error=gettext("The study stopped without finishing (its worker was stopped or it ran out of time)."),
-    )
 
 
 def cluster_study_create(*, k: int | None, user=None, sample_size: int = STUDY_SAMPLE_SIZE) -> ClusterStudy:

@@ -40,7 +40,14 @@ from django.utils.translation import gettext
 
 from crm.models import Lifecycle
 from crm.services import client_lifecycle_apply
-from portfolio.queueing import enqueue_on_commit
+from portfolio.queueing import (
+    GIVE_UP,
+    REQUEUE,
+    enqueue_now,
+    enqueue_on_commit,
+    never_picked_up_message,
+    requeue_decision,
+)
 from scoring import io as scoring_io
 from scoring.bgnbd import BgNbdParams, bgnbd_expected_purchases, bgnbd_probability_alive, fit_bgnbd
 from scoring.clv import DAYS_PER_MONTH, historical_clv, predictive_clv
@@ -124,6 +131,26 @@ def scoring_runs_fail_stale(*, now=None) -> int:
     if count:
         logger.warning("marked %d stale scoring run(s) failed", count)
     return count
+
+
+def scoring_run_recover(*, now=None) -> dict[str, int]:
+    """The periodic recovery pass: send again the pending runs no worker took (a message the broker lost), give up
+    those never picked up, then fail the runs that cannot still be going (``scoring_runs_fail_stale``)."""
+    from scoring.tasks import score_portfolio_task  # the task module imports this one
+
+    now = now or timezone.now()
+    counts = {"requeued": 0, "given_up": 0}
+    pending = ScoringRun.objects.filter(status=RunStatus.PENDING).values_list("pk", "created_at")
+    for run_id, created_at in pending:
+        decision = requeue_decision(created_at, now=now, give_up_after=settings.SCORING_RUN_TIME_LIMIT)
+        if decision == REQUEUE:
+            counts["requeued"] += enqueue_now(score_portfolio_task, run_id)
+        elif decision == GIVE_UP:
+            counts["given_up"] += ScoringRun.objects.filter(pk=run_id, status=RunStatus.PENDING).update(
+                status=RunStatus.FAILED, finished_at=now, error=never_picked_up_message()
+            )
+    counts["failed"] = scoring_runs_fail_stale(now=now)
+    return counts
 
 
 def scoring_run_create(*, as_of: date | None = None, user=None) -> ScoringRun:

@@ -7,7 +7,7 @@ from django.conf import settings
 
 from portfolio.queueing import enqueue_now
 from scoring import services
-from scoring.models import RunStatus
+from scoring.models import RunStatus, ScoringRun
 
 logger = logging.getLogger(__name__)
 
@@ -27,11 +27,14 @@ def score_portfolio_task(self, run_id: int) -> None:
     or a worker killed mid-run whose message came back) retries once the run would be stale, and then marks it
     failed if it is.
     """
+    # Only the delivery that executes the run stores its snapshot: a duplicate (a message sent again by the recovery
+    # pass, the original arriving after all) finds the run claimed and does nothing.
+    pending = ScoringRun.objects.filter(pk=run_id, status=RunStatus.PENDING).exists()
     try:
         run = services.scoring_run_execute(run_id=run_id)
     except services.ScoringRunBusy as busy:
         raise self.retry(countdown=busy.retry_in) from busy
-    if run.status == RunStatus.COMPLETED:
+    if pending and run.status == RunStatus.COMPLETED:
         enqueue_now(profitability_snapshot_task, run.pk)
 
 
@@ -75,3 +78,13 @@ def persona_assign_cluster_task(persona_id: int, user_id: int | None) -> None:
 
     user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
     personas.persona_assignment_run(persona_id=persona_id, user=user)
+
+
+# Every few minutes (portfolio.schedules): runs, studies and assignments whose worker died are failed without waiting
+# for someone to start another job or open their page, and those whose message the broker lost are sent again.
+@shared_task(acks_late=True, time_limit=5 * 60, soft_time_limit=4 * 60)
+def recover_scoring_jobs_task() -> dict[str, dict[str, int]]:
+    """Periodic: fail the scoring jobs whose worker is gone, queue again those no worker took."""
+    from scoring.recovery import scoring_jobs_recover
+
+    return scoring_jobs_recover()
