@@ -1,6 +1,11 @@
 """A realistic French demo portfolio to try the product with: accounts for each role, clients at every stage of
 their life, three years of orders, exchanges, follow-ups due today, personas and saved segments.
 
+Every client is drawn from one of the archetypes of ``crm.archetypes`` (Île-de-France retail managers buying
+software every two months, Lyon industry directors buying training twice a year, southern engineers buying
+maintenance every quarter, young freelancers who mostly never bought), with some noise, so that a persona study
+finds them again.
+
 Everything is drawn from one seed (Faker ``fr_FR`` and ``random.Random``), so a seed gives the same portfolio on the
 same day; dates are counted back from today. Rows are written with ``bulk_create`` in batches, then the derived
 dates are computed once by ``client_refresh_activity``.
@@ -22,6 +27,7 @@ from django.utils import timezone
 from faker import Faker
 
 from crm import roles
+from crm.archetypes import ARCHETYPES, TRUE_TO_CATEGORY, Archetype
 from crm.generate import CITIES_BY_COUNTRY, COUNTRY_WEIGHTS, JOB_TITLES, SECTORS, SOURCE_WEIGHTS
 from crm.models import (
     Category,
@@ -87,7 +93,7 @@ PERSONAS = [
         "expectations": "Une documentation sérieuse, un essai gratuit, des références dans son secteur.",
         "demographics": "35-50 ans, ingénieur, industrie et informatique.",
         "behaviour": "Actif sur LinkedIn, assiste aux webinaires techniques, compare trois offres minimum.",
-        "job_titles": {"DSI", "Chef de projet"},
+        "job_titles": {"DSI", "Chef de projet", "Ingénieur système", "Ingénieure réseau", "Ingénieur d'études"},
     },
     {
         "name": "Nathalie",
@@ -110,7 +116,9 @@ SEGMENTS = [
         {"lifecycle": "prospect", "stage": "proposal"},
     ),
 ]
-LIFECYCLE_SHARES = {Lifecycle.PROSPECT: 30, Lifecycle.CLIENT: 40, Lifecycle.TO_REACTIVATE: 18, Lifecycle.LOST: 12}
+# Key accounts, among the clients who ordered more than once, and how many times the usual units they buy.
+KEY_ACCOUNT_SHARE = 0.1
+KEY_ACCOUNT_UNITS = (2, 4)
 PROSPECT_STAGES = {
     Stage.NEW: (30, 0, 1),
     Stage.CONTACTED: (20, 1, 2),
@@ -119,12 +127,8 @@ PROSPECT_STAGES = {
     Stage.MEETING: (10, 3, 5),
     Stage.PROPOSAL: (10, 3, 6),
 }  # weight, then the fewest and most interactions logged at that stage
-# Buying profiles of clients: share, orders over three years, lines per order, units per line.
-PROFILES = {
-    "champion": (10, (20, 45), (2, 4), (2, 6)),
-    "regular": (40, (2, 12), (1, 3), (1, 3)),
-    "one_off": (50, (1, 1), (1, 2), (1, 2)),
-}
+
+
 INTERACTION_SUBJECTS = {
     InteractionKind.CALL: ["Appel de découverte", "Point d'avancement", "Relance téléphonique", "Appel de suivi"],
     InteractionKind.EMAIL: [
@@ -183,12 +187,13 @@ class DemoAccount:
 
 @dataclass
 class _ClientPlan:
+    archetype: str
     lifecycle: str
     stage: str
-    profile: str | None = None
     order_days: list[int] = field(default_factory=list)  # days before today; the first is the last order
     interactions: int = 0
     created_days: int = 0
+    key_account: bool = False  # buys for several sites: several times the units of its archetype
 
 
 def demo_users_ensure(*, password: str | None = None) -> list[DemoAccount]:
@@ -220,6 +225,13 @@ def demo_portfolio_seed(*, clients: int, seed: int = 0) -> dict[str, int]:
     """Write the demo portfolio (the demo accounts must exist); returns how many rows of each kind were written."""
     builder = _DemoBuilder(seed=seed, today=timezone.localdate())
     return builder.build(clients)
+
+
+def demo_client_archetypes(*, clients: int, seed: int = 0) -> list[str]:
+    """The archetype each demo client was drawn from, in the order the clients were created (the demo accounts must
+    exist): the plans are the first draws of the seed, so they are drawn again the same."""
+    builder = _DemoBuilder(seed=seed, today=timezone.localdate())
+    return [builder._plan().archetype for _ in range(clients)]
 
 
 def _weighted(rng: random.Random, weights: dict) -> object:
@@ -296,47 +308,52 @@ class _DemoBuilder:
     # Clients --------------------------------------------------------------------------------------------------------
 
     def _plan(self) -> _ClientPlan:
-        """Lifecycle, stage and the days of orders and exchanges of one client, consistent with each other."""
+        """Archetype, lifecycle, stage and the days of orders and exchanges of one client, consistent together."""
         rng = self.rng
-        lifecycle = _weighted(rng, LIFECYCLE_SHARES)
+        name = _weighted(rng, {name: archetype.share for name, archetype in ARCHETYPES.items()})
+        archetype = ARCHETYPES[name]
+        lifecycle = _weighted(rng, archetype.lifecycles)
         if lifecycle == Lifecycle.PROSPECT:
             stage = _weighted(rng, {stage: weight for stage, (weight, _, _) in PROSPECT_STAGES.items()})
             _, fewest, most = PROSPECT_STAGES[stage]
             return _ClientPlan(
-                lifecycle, stage, interactions=rng.randint(fewest, most), created_days=rng.randint(3, 700)
+                name, lifecycle, stage, interactions=rng.randint(fewest, most), created_days=rng.randint(3, 700)
             )
-        if lifecycle == Lifecycle.LOST and rng.random() < 0.5:
+        once = archetype.days_between_orders == 0
+        if lifecycle == Lifecycle.LOST and rng.random() < (0.9 if once else 0.2):
             # A prospect who said no: never bought.
             return _ClientPlan(
-                lifecycle, Stage.LOST, interactions=rng.randint(1, 4), created_days=rng.randint(120, 1000)
+                name, lifecycle, Stage.LOST, interactions=rng.randint(1, 4), created_days=rng.randint(120, 1000)
             )
 
         if lifecycle == Lifecycle.CLIENT:
-            profile = _weighted(rng, {name: share for name, (share, *_) in PROFILES.items()})
-            last_days = rng.randint(0, 300)
-            interactions = {"champion": rng.randint(6, 14), "regular": rng.randint(2, 6)}.get(
-                profile, rng.randint(1, 3)
-            )
+            last_days = rng.randint(0, 300 if once else min(300, archetype.days_between_orders + 20))
+            interactions = rng.randint(1, 3) if once else rng.randint(2, 10)
         elif lifecycle == Lifecycle.TO_REACTIVATE:
-            profile = rng.choice(["regular", "one_off"])
             last_days = rng.randint(400, 700)
             interactions = rng.randint(1, 4)
         else:
-            profile = "one_off" if rng.random() < 0.6 else "regular"
             last_days = rng.randint(760, HISTORY_DAYS - 5)
             interactions = rng.randint(1, 3)
-        low, high = PROFILES[profile][1]
-        # Lapsed clients never ordered much; champions only exist among active clients.
-        orders = rng.randint(low, high) if lifecycle == Lifecycle.CLIENT else rng.randint(low, min(high, 6))
         days = [last_days]
-        if orders > 1:
-            first_days = min(rng.randint(last_days + 30 * orders, HISTORY_DAYS + 30 * orders), HISTORY_DAYS)
-            days += [first_days] + [rng.randint(last_days, first_days) for _ in range(orders - 2)]
+        # Some clients were won recently and ordered once so far; lapsed ones had stopped after a while.
+        if not once and rng.random() > archetype.won_lately:
+            span = HISTORY_DAYS - last_days if lifecycle == Lifecycle.CLIENT else rng.randint(60, 400)
+            first_days = min(last_days + rng.randint(span // 2, span), HISTORY_DAYS)
+            interval = archetype.days_between_orders * rng.uniform(0.75, 1.3)
+            orders = max(2, round((first_days - last_days) / interval) + 1)
+            step = (first_days - last_days) / (orders - 1)
+            days.append(first_days)
+            days += [
+                min(max(round(last_days + step * number + rng.randint(-10, 10)), last_days), first_days)
+                for number in range(1, orders - 1)
+            ]
         stage = Stage.LOST if lifecycle == Lifecycle.LOST else Stage.WON
         return _ClientPlan(
+            name,
             lifecycle,
             stage,
-            profile=profile,
+            key_account=len(days) > 1 and rng.random() < KEY_ACCOUNT_SHARE,
             order_days=days,
             interactions=interactions,
             created_days=max(days) + rng.randint(10, 90),
@@ -350,7 +367,8 @@ class _DemoBuilder:
         emails: set[str] = set()
         clients = []
         for plan in plans:
-            gender = rng.choices(["female", "male", "other"], weights=[48, 48, 4])[0]
+            traits = self._demographics(ARCHETYPES[plan.archetype])
+            gender, job_title = traits["gender"], traits["job_title"]
             first_name = fake.first_name_male() if gender == "male" else fake.first_name_female()
             last_name = fake.last_name()
             company = fake.company()
@@ -358,9 +376,6 @@ class _DemoBuilder:
             while email in emails:
                 email = email.replace("@", f"{rng.randint(1, 99)}@", 1)
             emails.add(email)
-            country = _weighted(rng, COUNTRY_WEIGHTS)
-            cities = CITIES_BY_COUNTRY[country]
-            job_title = rng.choice(JOB_TITLES)
             source = _weighted(rng, SOURCE_WEIGHTS)
             clients.append(
                 Client(
@@ -373,13 +388,8 @@ class _DemoBuilder:
                         if rng.random() < 0.7
                         else ""
                     ),
-                    job_title=job_title,
                     company=company,
-                    sector=_weighted(rng, SECTORS),
-                    city=rng.choices(cities, weights=[1 / rank for rank in range(1, len(cities) + 1)])[0],
-                    country=country,
-                    birth_year=rng.randint(1955, 2000) if rng.random() < 0.8 else None,
-                    gender=gender,
+                    **traits,
                     lifecycle=plan.lifecycle,
                     stage=plan.stage,
                     owner=rng.choice(self.reps) if rng.random() < 0.96 else None,
@@ -402,11 +412,41 @@ class _DemoBuilder:
         Client.objects.bulk_update(referred, ["referred_by"], batch_size=BATCH_SIZE)
         return clients
 
+    def _demographics(self, archetype: Archetype) -> dict:
+        """Gender, job, sector, city, country and birth year: true to the archetype on most traits, random on some."""
+        rng = self.rng
+
+        def typical() -> bool:
+            return rng.random() < archetype.typical
+
+        female = archetype.female * 0.96
+        gender = rng.choices(["female", "male", "other"], weights=[female, 0.96 - female, 0.04])[0]
+        if typical():
+            country, city = "France", rng.choice(archetype.cities)
+        else:
+            country = _weighted(rng, COUNTRY_WEIGHTS)
+            cities = CITIES_BY_COUNTRY[country]
+            city = rng.choices(cities, weights=[1 / rank for rank in range(1, len(cities) + 1)])[0]
+        age = rng.randint(*archetype.ages) if typical() else rng.randint(25, 70)
+        return {
+            "gender": gender,
+            "job_title": rng.choice(archetype.job_titles) if typical() else rng.choice(JOB_TITLES),
+            "sector": archetype.sector if typical() else _weighted(rng, SECTORS),
+            "city": city,
+            "country": country,
+            "birth_year": self.today.year - age if rng.random() < 0.92 else None,
+        }
+
     def _tier(self, plan: _ClientPlan) -> str:
-        if plan.profile == "champion":
+        orders = len(plan.order_days)
+        if plan.key_account:
             return "A"
-        if plan.profile == "regular" or (plan.stage in (Stage.MEETING, Stage.PROPOSAL) and self.rng.random() < 0.5):
-            return "B" if self.rng.random() < 0.8 else "A"
+        if plan.archetype == "southern_engineers" and orders > 1:
+            return "A"
+        if orders >= 12 or plan.archetype == "lyon_industry_directors" and orders > 1:
+            return "B" if self.rng.random() < 0.85 else "A"
+        if plan.stage in (Stage.MEETING, Stage.PROPOSAL) and self.rng.random() < 0.5:
+            return "B"
         return "C"
 
     def _client_links(
@@ -418,8 +458,10 @@ class _DemoBuilder:
         for client, plan in zip(clients, plans, strict=True):
             for tag in rng.sample(tags, k=rng.choices([0, 1, 2, 3], weights=[40, 35, 18, 7])[0]):
                 tag_links.append(Client.tags.through(client_id=client.pk, tag_id=tag.pk))
-            wanted = 2 if plan.profile == "champion" else rng.choice([0, 0, 1, 2])
-            for category in rng.sample(categories, k=wanted):
+            own = ARCHETYPES[plan.archetype].category
+            wanted = {category for category in categories if category.name == own and rng.random() < 0.6}
+            wanted.update(rng.sample(categories, k=rng.choice([0, 0, 1])))
+            for category in sorted(wanted, key=lambda category: category.name):
                 category_links.append(Client.preferred_categories.through(client_id=client.pk, category_id=category.pk))
         Client.tags.through.objects.bulk_create(tag_links, batch_size=BATCH_SIZE)
         Client.preferred_categories.through.objects.bulk_create(category_links, batch_size=BATCH_SIZE)
@@ -432,11 +474,14 @@ class _DemoBuilder:
         for client, plan in zip(clients, plans, strict=True):
             if not plan.order_days:
                 continue
-            _, _, (fewest_lines, most_lines), (fewest_units, most_units) = PROFILES[plan.profile]
+            archetype = ARCHETYPES[plan.archetype]
             for days in plan.order_days:
                 basket = [
-                    (product, rng.randint(fewest_units, most_units))
-                    for product in rng.sample(products, k=rng.randint(fewest_lines, most_lines))
+                    (
+                        product,
+                        rng.randint(*archetype.units) * (rng.randint(*KEY_ACCOUNT_UNITS) if plan.key_account else 1),
+                    )
+                    for product in self._basket_products(archetype, products, rng.randint(*archetype.lines))
                 ]
                 purchased_on = self.today - timedelta(days=days)
                 amount = sum((product.price * units for product, units in basket), Decimal("0"))
@@ -462,6 +507,18 @@ class _DemoBuilder:
         ]
         PurchaseLine.objects.bulk_create(lines, batch_size=BATCH_SIZE)
         return len(purchases), len(lines)
+
+    def _basket_products(self, archetype: Archetype, products: list[Product], count: int) -> list[Product]:
+        """Distinct products, mostly in the archetype's category; the cheaper ones more often, so that each product
+        brings in about the same revenue."""
+        own = [product for product in products if product.category.name == archetype.category]
+        chosen: list[Product] = []
+        while len(chosen) < count:
+            among = own if self.rng.random() < TRUE_TO_CATEGORY else products
+            product = self.rng.choices(among, weights=[1 / float(product.price) for product in among])[0]
+            if product not in chosen:
+                chosen.append(product)
+        return chosen
 
     def _cost_of_goods(self, amount: Decimal) -> Decimal | None:
         """55 to 75 % of the amount; unknown for about one purchase in seven, as when a supplier's invoice is missing."""

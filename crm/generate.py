@@ -31,6 +31,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from crm import roles
+from crm.archetypes import ARCHETYPES, TRUE_TO_CATEGORY, Archetype
 from crm.models import Category, Client, Interaction, Persona, Product, Purchase, PurchaseLine, Tag
 
 BATCH_SIZE = 200_000
@@ -106,6 +107,16 @@ INTERACTION_SUBJECTS = {
 }
 TAG_SHARES = {"VIP": 0.03, "Salon 2024": 0.08, "Newsletter": 0.25, "Partenaire": 0.04, "Export": 0.06, "PME": 0.2}
 PERSONA_NAMES = ("Camille", "Julien", "Nathalie")
+# Archetypes by code (the ``archetype`` column of a plan), and how often each one orders, relative to the others.
+ARCHETYPE_NAMES = list(ARCHETYPES)
+ORDERS_PER_YEAR = np.array(
+    [365 / archetype.days_between_orders if archetype.days_between_orders else 0.2 for archetype in ARCHETYPES.values()]
+)
+# Share of each archetype's buyers who ordered once: those won lately, most of those who buy once at most.
+ONE_OFF_SHARES = np.array(
+    [archetype.won_lately if archetype.days_between_orders else 0.9 for archetype in ARCHETYPES.values()]
+)
+BASKETS = np.array([archetype.basket for archetype in ARCHETYPES.values()])
 CATALOGUE = {"Conseil": 900, "Formation": 450, "Logiciels": 120, "Matériel": 300, "Maintenance": 180}
 # Times of day between 08:00 and 18:45 by quarter hour, appended to dates to make timestamps.
 TIMES_OF_DAY = np.array(
@@ -130,25 +141,29 @@ def day_strings(today: date, days: int) -> np.ndarray:
 
 
 def plan_clients(rng: np.random.Generator, *, count: int, orders: int) -> pd.DataFrame:
-    """One row per client: lifecycle, stage, tier, how many orders and over which days (counted back from today).
+    """One row per client: lifecycle, archetype (code in ``ARCHETYPE_NAMES``), stage, tier, how many orders and over
+    which days (counted back from today).
 
-    About 30% are prospects without orders. Buyers are skewed: 40% order once, the others share the remaining
-    orders by lognormal weights, so a few champions order very often. Dates follow the lifecycle: clients ordered
-    within the year, clients to reactivate the year before, lost clients earlier still.
+    About 30% are prospects without orders. Buyers are skewed: a share of them order once (``ONE_OFF_SHARES``), the
+    others share the remaining orders by lognormal weights times their archetype's buying frequency, so a few
+    champions order very often.
+    Dates follow the lifecycle: clients ordered within the year, clients to reactivate the year before, lost
+    clients earlier still. The archetype is drawn knowing the lifecycle (most prospects are young freelancers).
     """
     lifecycle = _choice(rng, LIFECYCLE_WEIGHTS, count)
     buyers = np.flatnonzero(lifecycle != "prospect")
     if orders < len(buyers):
         lifecycle[rng.choice(buyers, size=len(buyers) - orders, replace=False)] = "prospect"
         buyers = np.flatnonzero(lifecycle != "prospect")
+    archetype = _archetype_codes(rng, lifecycle)
 
     order_count = np.zeros(count, dtype=np.int64)
     order_count[buyers] = 1
     extra = orders - len(buyers)
     if extra > 0:
-        repeat = buyers[rng.random(len(buyers)) >= 0.4]
+        repeat = buyers[rng.random(len(buyers)) >= ONE_OFF_SHARES[archetype[buyers]]]
         repeat = repeat if len(repeat) else buyers
-        weights = rng.lognormal(0.0, 1.0, len(repeat))
+        weights = rng.lognormal(0.0, 0.6, len(repeat)) * ORDERS_PER_YEAR[archetype[repeat]]
         order_count[repeat] += rng.multinomial(extra, weights / weights.sum())
 
     last_ago = np.zeros(count, dtype=np.int64)
@@ -177,6 +192,7 @@ def plan_clients(rng: np.random.Generator, *, count: int, orders: int) -> pd.Dat
     return pd.DataFrame(
         {
             "lifecycle": lifecycle,
+            "archetype": archetype,
             "stage": stage,
             "tier": tier,
             "order_count": order_count,
@@ -185,6 +201,63 @@ def plan_clients(rng: np.random.Generator, *, count: int, orders: int) -> pd.Dat
             "created_ago": created_ago,
         }
     )
+
+
+def _archetype_codes(rng: np.random.Generator, lifecycle: np.ndarray) -> np.ndarray:
+    """The archetype of each client given its lifecycle: P(archetype | lifecycle) from the archetypes' shares and
+    lifecycle weights. Here every lost client has ordered, so the lost clients of an archetype that buys once at
+    most (and mostly never did) count as its prospects."""
+    codes = np.zeros(len(lifecycle), dtype=np.int8)
+    for status in LIFECYCLE_WEIGHTS:
+        mask = lifecycle == status
+        weights = np.array([archetype.share * _lifecycle_share(archetype, status) for archetype in ARCHETYPES.values()])
+        codes[mask] = rng.choice(len(weights), size=mask.sum(), p=weights / weights.sum())
+    return codes
+
+
+def _lifecycle_share(archetype: Archetype, status: str) -> float:
+    weights = dict(archetype.lifecycles)
+    if not archetype.days_between_orders:
+        weights["prospect"] = weights.get("prospect", 0) + weights.pop("lost", 0)
+    return weights.get(status, 0) / sum(weights.values())
+
+
+def _typical_traits(rng: np.random.Generator, codes: np.ndarray, *, year: int) -> dict[str, np.ndarray]:
+    """Demographics true to each client's archetype, each trait on ``typical`` of the clients; the other clients'
+    values are left as None (drawn at random by the caller)."""
+    count = len(codes)
+    traits = {name: np.full(count, None, dtype=object) for name in ("job_title", "sector", "city", "birth_year")}
+    for code, archetype in enumerate(ARCHETYPES.values()):
+        members = codes == code
+        for name, values in traits.items():
+            chosen = np.flatnonzero(members & (rng.random(count) < archetype.typical))
+            if name == "job_title":
+                values[chosen] = np.array(archetype.job_titles, dtype=object)[
+                    rng.integers(0, len(archetype.job_titles), len(chosen))
+                ]
+            elif name == "sector":
+                values[chosen] = archetype.sector
+            elif name == "city":
+                values[chosen] = np.array(archetype.cities, dtype=object)[
+                    rng.integers(0, len(archetype.cities), len(chosen))
+                ]
+            else:
+                values[chosen] = year - rng.integers(archetype.ages[0], archetype.ages[1] + 1, len(chosen))
+    return traits
+
+
+def _first_names(rng: np.random.Generator, codes: np.ndarray) -> np.ndarray:
+    """Index in ``FIRST_NAMES`` of each client's first name, its gender in the archetype's proportions."""
+    genders = np.array([gender for _, gender in FIRST_NAMES], dtype=object)
+    female = np.array([archetype.female * 0.96 for archetype in ARCHETYPES.values()])[codes]
+    draw = rng.random(len(codes))
+    gender = np.where(draw < female, "female", np.where(draw < 0.96, "male", "other"))
+    first = np.empty(len(codes), dtype=np.int64)
+    for name in ("female", "male", "other"):
+        mask = gender == name
+        names = np.flatnonzero(genders == name)
+        first[mask] = names[rng.integers(0, len(names), mask.sum())]
+    return first
 
 
 def client_frame(
@@ -208,7 +281,8 @@ def client_frame(
     companies = np.array([form.format(name) for form in COMPANY_FORMS for name in LAST_NAMES], dtype=object)
     domains = np.array([_ascii_slug(company) + ".fr" for company in companies], dtype=object)
 
-    first = rng.integers(0, len(first_names), count)
+    codes = plan["archetype"].to_numpy()
+    first = _first_names(rng, codes)
     last = rng.integers(0, len(last_names), count)
     company = rng.integers(0, len(companies), count)
     id_text = ids.astype(str).astype(object)
@@ -226,6 +300,13 @@ def client_frame(
         # Big cities hold most clients: Zipf-like weights by rank.
         weights = 1.0 / np.arange(1, len(cities) + 1)
         city[mask] = np.array(cities, dtype=object)[rng.choice(len(cities), mask.sum(), p=weights / weights.sum())]
+    typical = _typical_traits(rng, codes, year=int(days[0][:4]))
+    in_town = pd.notna(typical["city"])
+    city[in_town], country[in_town] = typical["city"][in_town], "France"
+    job_title = np.array(JOB_TITLES, dtype=object)[rng.integers(0, len(JOB_TITLES), count)]
+    sector = _choice(rng, SECTORS, count)
+    job_title = np.where(pd.notna(typical["job_title"]), typical["job_title"], job_title)
+    sector = np.where(pd.notna(typical["sector"]), typical["sector"], sector)
 
     source = _choice(rng, SOURCE_WEIGHTS, count)
     referred_by = pd.array(
@@ -246,7 +327,8 @@ def client_frame(
         ),
         dtype="Int64",
     )
-    birth_year = pd.array(np.where(rng.random(count) < 0.85, rng.integers(1950, 2003, count), np.nan), dtype="Int64")
+    birth_year = np.where(pd.notna(typical["birth_year"]), typical["birth_year"], rng.integers(1950, 2003, count))
+    birth_year = pd.array(np.where(rng.random(count) < 0.85, birth_year.astype(np.int64), np.nan), dtype="Int64")
 
     return pd.DataFrame(
         {
@@ -256,9 +338,10 @@ def client_frame(
             "email": email,
             "phone": "+336" + rng.integers(10_000_000, 99_999_999, count).astype(str).astype(object),
             "linkedin_url": linkedin,
-            "job_title": np.array(JOB_TITLES, dtype=object)[rng.integers(0, len(JOB_TITLES), count)],
+            "external_id": "",
+            "job_title": job_title,
             "company": companies[company],
-            "sector": _choice(rng, SECTORS, count),
+            "sector": sector,
             "city": city,
             "country": country,
             "birth_year": birth_year,
@@ -299,7 +382,8 @@ def order_frame(rng: np.random.Generator, plan: pd.DataFrame, *, first_client_id
     days_ago[starts[repeat] + 1] = first_ago[starts[repeat] + 1]
 
     # A basket level per client (key accounts spend more), and some spread from one order to the next.
-    basket = rng.lognormal(np.log(120.0), 0.6, len(plan)) * np.where(plan["tier"].to_numpy() == "A", 2.5, 1.0)
+    typical_basket = BASKETS[plan["archetype"].to_numpy()]
+    basket = rng.lognormal(np.log(typical_basket), 0.4) * np.where(plan["tier"].to_numpy() == "A", 2.5, 1.0)
     amount = np.round(np.maximum(basket[client] * rng.lognormal(0.0, 0.5, len(client)), 1.0), 2)
 
     # Cost of goods from a child generator, so that the other draws stay those of the seed: 55-75 % of the
@@ -403,7 +487,7 @@ def portfolio_generate(
         owner_ids = _rep_user_ids()
         persona_ids = _persona_ids()
         tag_shares = _tag_shares()
-        product_ids = _product_ids() if lines else []
+        products = _products_by_category() if lines else {}
         first = _next_ids()
     with phase("plan"):
         plan = plan_clients(rng, count=clients, orders=orders)
@@ -439,7 +523,9 @@ def portfolio_generate(
                     order_plan,
                     first_id=first["line"],
                     purchase_id=first["purchase"],
-                    product_ids=product_ids,
+                    archetypes=plan["archetype"].to_numpy(),
+                    first_client_id=first["client"],
+                    products=products,
                     batch=batch,
                 )
                 report.lines = writer.write(PurchaseLine._meta.db_table, line_chunks)
@@ -503,23 +589,40 @@ def _purchase_chunks(
         )
 
 
+def line_products(rng: np.random.Generator, codes: np.ndarray, products: dict[str, list[int]]) -> np.ndarray:
+    """A product id for each order of a client of archetype ``codes``: in the archetype's category on
+    ``TRUE_TO_CATEGORY`` of the orders (when the catalogue has that category), anywhere in the catalogue otherwise."""
+    every = np.array([pk for ids in products.values() for pk in ids])
+    chosen = every[rng.integers(0, len(every), len(codes))]
+    own = rng.random(len(codes)) < TRUE_TO_CATEGORY
+    for code, archetype in enumerate(ARCHETYPES.values()):
+        ids = np.array(products.get(archetype.category, []))
+        mask = own & (codes == code)
+        if len(ids):
+            chosen[mask] = ids[rng.integers(0, len(ids), mask.sum())]
+    return chosen
+
+
 def _line_chunks(
     rng: np.random.Generator,
     order_plan: pd.DataFrame,
     *,
     first_id: int,
     purchase_id: int,
-    product_ids: list[int],
+    archetypes: np.ndarray,
+    first_client_id: int,
+    products: dict[str, list[int]],
     batch: int,
 ) -> Iterator[pd.DataFrame]:
-    """One line per order: one unit of a product at the order's amount."""
+    """One line per order: one unit of a product (mostly of the client's archetype's category) at its amount."""
     for start in range(0, len(order_plan), batch):
         amount = order_plan["amount"].to_numpy()[start : start + batch]
+        clients = order_plan["client_id"].to_numpy()[start : start + batch] - first_client_id
         yield pd.DataFrame(
             {
                 "id": np.arange(first_id + start, first_id + start + len(amount)),
                 "purchase_id": np.arange(purchase_id + start, purchase_id + start + len(amount)),
-                "product_id": np.array(product_ids)[rng.integers(0, len(product_ids), len(amount))],
+                "product_id": line_products(rng, archetypes[clients], products),
                 "quantity": 1,
                 "unit_price": amount,
             }
@@ -750,10 +853,18 @@ def _tag_shares() -> dict[int, float]:
     return {tag.pk: TAG_SHARES[tag.name] for tag in Tag.objects.filter(name__in=TAG_SHARES)}
 
 
-def _product_ids() -> list[int]:
-    ids = list(Product.objects.values_list("pk", flat=True))
-    if ids:
-        return ids
+def _products_by_category() -> dict[str, list[int]]:
+    """The ids of the products of each category (the name of a product without one is empty); a generated
+    catalogue is added first when there are no products at all."""
+    if not Product.objects.exists():
+        _catalogue_create()
+    products: dict[str, list[int]] = {}
+    for pk, category in Product.objects.order_by("pk").values_list("pk", "category__name"):
+        products.setdefault(category or "", []).append(pk)
+    return products
+
+
+def _catalogue_create() -> None:
     Category.objects.bulk_create([Category(name=name) for name in CATALOGUE], ignore_conflicts=True)
     categories = {category.name: category for category in Category.objects.filter(name__in=CATALOGUE)}
     Product.objects.bulk_create(
@@ -766,4 +877,3 @@ def _product_ids() -> list[int]:
         for name, price in CATALOGUE.items()
         for level in (1, 2, 3)
     )
-    return list(Product.objects.values_list("pk", flat=True))
