@@ -3,6 +3,7 @@
 import os
 
 import pytest
+from django.db import connections
 
 from tests.conftest import CHROMIUM
 
@@ -22,4 +23,7 @@ def page(live_server):
         context.set_default_timeout(15_000)
         yield context.new_page()
         browser.close()
+        # With Playwright's event loop running, the test body gets database connections of its own (asgiref's
+        # context-local storage): close them here, or they outlive the test database.
+        connections.close_all()
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
