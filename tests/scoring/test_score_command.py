@@ -76,3 +76,23 @@ def test_a_failed_run_is_reported_as_an_error(buyers, monkeypatch):
     with pytest.raises(CommandError, match="disk full"):
         _score("--json")
     assert ScoringRun.objects.get().status == RunStatus.FAILED
+
+
+def test_the_command_stores_the_profitability_figures_on_the_run(buyers):
+    from scoring.profitability import SNAPSHOT_KEY
+
+    summary = json.loads(_score("--json"))
+
+    run = ScoringRun.objects.get()
+    assert set(run.dashboard[SNAPSHOT_KEY]["periods"]) == {"12m", "all"}
+    assert summary["profitability_seconds"] >= 0
+    assert "profitability figures stored" in _score()
+
+
+def test_the_profitability_figures_can_be_left_to_the_worker(buyers):
+    from scoring.profitability import SNAPSHOT_KEY
+
+    summary = json.loads(_score("--json", "--skip-profitability"))
+
+    assert SNAPSHOT_KEY not in ScoringRun.objects.get().dashboard
+    assert "profitability_seconds" not in summary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
@@ -49,6 +50,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--as-of", type=date.fromisoformat, help="as-of date, YYYY-MM-DD (default: today)")
         parser.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
+        parser.add_argument(
+            "--skip-profitability",
+            action="store_true",
+            help="do not store the analysis page's profitability figures on the run (the worker does it after a "
+            "nightly run; without them the page computes its figures when first asked)",
+        )
 
     def handle(self, *args, **options):
         try:
@@ -60,6 +67,12 @@ class Command(BaseCommand):
         except Exception:
             run.refresh_from_db()
         summary = run_summary(run)
+        if run.status == RunStatus.COMPLETED and not options["skip_profitability"]:
+            from scoring import profitability  # pandas: loaded only when a run is scored here
+
+            started = time.perf_counter()
+            profitability.profitability_snapshot_store(run_id=run.pk)
+            summary["profitability_seconds"] = round(time.perf_counter() - started, 2)
         if options["json"]:
             self.stdout.write(json.dumps(summary))
         else:
@@ -90,5 +103,7 @@ class Command(BaseCommand):
         seconds = summary["seconds"]
         phases = ", ".join(f"{name} {value:.2f}" for name, value in seconds.items() if name != "total")
         write(f"  seconds: {phases}; total {seconds.get('total', 0):.2f}")
+        if "profitability_seconds" in summary:
+            write(f"  profitability figures stored for the analysis page in {summary['profitability_seconds']:.2f} s")
         for warning in summary["warnings"]:
             write(self.style.WARNING(f"  warning: {warning}"))
