@@ -27,7 +27,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Max, Min, Q, Sum
 from django.utils import timezone
 from django.utils.formats import number_format
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 
 from crm.models import Client, Persona, Purchase, PurchaseLine
 from crm.services import persona_assign_clients, persona_save
@@ -323,7 +323,11 @@ def _study_phases(study: ClusterStudy, progress: PhaseProgress) -> None:
     smallest = max(study.requested_k or min(K_CHOICES), 2)
     if len(clients) < 2 * smallest:
         raise StudyError(
-            gettext("The portfolio has %(count)d clients: at least %(needed)d are needed to find %(k)d clusters.")
+            ngettext(
+                "The portfolio has %(count)d client: at least %(needed)d are needed to find %(k)d clusters.",
+                "The portfolio has %(count)d clients: at least %(needed)d are needed to find %(k)d clusters.",
+                len(clients),
+            )
             % {"count": len(clients), "needed": 2 * smallest, "k": smallest}
         )
     with progress.phase("features"):
@@ -439,6 +443,14 @@ def persona_from_cluster(
     fields["behaviour"] = fields.get("behaviour") or behaviour
     in_background = description["size"] > settings.SCORING_PERSONA_INLINE_ASSIGN_MAX
     with transaction.atomic():
+        # One persona per cluster: a form sent twice would otherwise make a second one that takes the members away
+        # from the first. The study's row is locked so that two requests at once are told apart.
+        list(ClusterStudy.objects.select_for_update().filter(pk=study.pk).values_list("pk"))
+        made = PersonaProfile.objects.filter(study=study, cluster=cluster).select_related("persona").first()
+        if made is not None:
+            raise StudyError(
+                gettext("A persona was already made from this cluster: %(name)s.") % {"name": made.persona.name}
+            )
         persona = persona_save(data=fields)
         PersonaProfile.objects.create(
             persona=persona,

@@ -22,8 +22,9 @@ per (group, campaign), with money as ``Decimal``. ``profitability_report`` does 
 per kind of group, grouped in the database, so the cost grows with the number of groups, never with a Python loop
 over clients or purchases. At 1M clients that takes seconds, so after each run a worker computes the tables of
 every kind and period and stores them on the run (``profitability_snapshot_store``, ``dashboard["profitability"]``);
-the page reads them, and computes only what they lack (saved segments changed since the run, a new day, no stored
-figures yet), which is then cached per run, period and kind.
+the page reads them, and computes only what they lack (saved segments changed since the run, personas made,
+deleted or given a cluster's members since, a new day, no stored figures yet), which is then cached per run, period
+and kind. Clients moved from one persona to another by hand keep the run's figures until the next run.
 
 Campaigns belong to prospecting, which scoring does not import: ``settings.SCORING_CAMPAIGN_COSTS`` names the
 callable ``(since) -> (campaigns frame, queryset of sent emails)`` that reads them; without it, no campaign cost.
@@ -382,6 +383,21 @@ def _segments_fingerprint(segments: list[Segment]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _personas_fingerprint() -> str:
+    """Changes when a persona is made or deleted, or when the assignment of a cluster's members to one ends."""
+    rows = list(Persona.objects.order_by("pk").values_list("pk", "scoring_profile__assign_status"))
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
+
+
+def _fingerprint(kind: str, segments: list[Segment]) -> str:
+    """What the figures of ``kind`` depend on besides the run and the period: saved segments, personas."""
+    if kind == KIND_SEGMENTS:
+        return _segments_fingerprint(segments)
+    if kind == KIND_PERSONAS:
+        return _personas_fingerprint()
+    return ""
+
+
 def _compute(kind: str, *, run_id: int | None, since: date | None, segments: list[Segment]) -> tuple[list, list]:
     """The table's rows (without labels) and the names of the campaigns counted without a cost."""
     campaigns, sent = campaign_costs(since)
@@ -449,7 +465,7 @@ def profitability_snapshot_store(*, run_id: int, today: date | None = None) -> d
     """Compute the tables of every kind and period for a completed run and keep them on the run, so the analysis
     page reads them rather than aggregating millions of purchases; returns the seconds per period and kind."""
     segments = _saved_segments()
-    snapshot = {"segments": _segments_fingerprint(segments), "periods": {}}
+    snapshot = {"segments": _segments_fingerprint(segments), "personas": _personas_fingerprint(), "periods": {}}
     seconds = {}
     for period in PERIODS:
         since = period_start(period, today=today)
@@ -468,18 +484,17 @@ def profitability_snapshot_store(*, run_id: int, today: date | None = None) -> d
 
 
 def _stored_figures(kind: str, *, run_id: int, period: str, since: date | None, fingerprint: str) -> tuple | None:
-    """The run's stored figures of ``kind`` when they are of this period (and of these saved segments)."""
+    """The run's stored figures of ``kind`` when they are of this period (and of these saved segments or personas)."""
     path = f"dashboard__{SNAPSHOT_KEY}"
+    fingerprint_path = f"{path}__{kind}" if kind in (KIND_SEGMENTS, KIND_PERSONAS) else f"{path}__segments"
     stored = (
         ScoringRun.objects.filter(pk=run_id)
-        .values_list(
-            f"{path}__segments", f"{path}__periods__{period}__since", f"{path}__periods__{period}__kinds__{kind}"
-        )
+        .values_list(fingerprint_path, f"{path}__periods__{period}__since", f"{path}__periods__{period}__kinds__{kind}")
         .first()
     )
     if not stored or stored[2] is None or stored[1] != str(since):
         return None
-    if kind == KIND_SEGMENTS and stored[0] != fingerprint:
+    if kind in (KIND_SEGMENTS, KIND_PERSONAS) and stored[0] != fingerprint:
         return None
     return _figures_from_json(stored[2])
 
@@ -494,7 +509,7 @@ def profitability_report(
     """
     since = period_start(period, today=today)
     segments = _saved_segments()
-    fingerprint = _segments_fingerprint(segments) if kind == KIND_SEGMENTS else ""
+    fingerprint = _fingerprint(kind, segments)
     key = f"{CACHE_PREFIX}:{kind}:{run_id}:{since}:{fingerprint}"
     figures = cache.get(key)
     if figures is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -36,9 +37,12 @@ def scoring_jobs_recover(*, now: datetime | None = None) -> dict[str, dict[str, 
 
 
 def cluster_studies_fail_stale(*, now=None) -> int:
+    """Fail the studies queued, or running, for longer than a worker may take: a running study's time limit counts
+    from when its worker took it, not from when it was queued."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=STUDY_TIME_LIMIT)
-    return ClusterStudy.objects.filter(status__in=IN_PROGRESS, created_at__lt=cutoff).update(
+    stale = Q(status=StudyStatus.QUEUED, created_at__lt=cutoff) | Q(status=StudyStatus.RUNNING, started_at__lt=cutoff)
+    return ClusterStudy.objects.filter(stale).update(
         status=StudyStatus.FAILED,
         finished_at=now,
         error=gettext("The study stopped without finishing (its worker was stopped or it ran out of time)."),

@@ -58,6 +58,13 @@ PHASE_LABELS = {
 UNKNOWN_VALUES = {"unknown": gettext_lazy("unknown"), "other": gettext_lazy("other")}
 
 
+def _number(text: object) -> int | None:
+    """A whole number typed in a request (or a form's initial one), or None: ``str.isdigit`` also accepts "²", which
+    ``int`` cannot read; and cluster 0 is a number, not a missing value."""
+    text = "" if text is None else str(text)
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 def _is_htmx(request: HttpRequest) -> bool:
     return request.headers.get("HX-Request") == "true" and not request.headers.get("HX-History-Restore-Request")
 
@@ -113,7 +120,8 @@ def _progress_context(study: ClusterStudy | None) -> dict:
 
 def _progress_response(request: HttpRequest, study: ClusterStudy | None, *, notice: str = "") -> HttpResponse:
     response = render(request, "scoring/_study_progress.html", {**_progress_context(study), "notice": notice})
-    if _is_htmx(request) and study is not None and study.status not in IN_PROGRESS:
+    # A study that has finished reloads the page to show it; a notice (a study refused) stays on screen.
+    if _is_htmx(request) and not notice and study is not None and study.status not in IN_PROGRESS:
         response["HX-Refresh"] = "true"
     return response
 
@@ -168,7 +176,10 @@ def study_progress(request: HttpRequest) -> HttpResponse:
 
 def _cluster_labels(study: ClusterStudy) -> dict[int, str]:
     return {
-        row["cluster"]: _("Cluster %(number)d (%(size)d clients)") % {"number": row["cluster"] + 1, "size": row["size"]}
+        row["cluster"]: ngettext(
+            "Cluster %(number)d (%(size)d client)", "Cluster %(number)d (%(size)d clients)", row["size"]
+        )
+        % {"number": row["cluster"] + 1, "size": row["size"]}
         for row in study.clusters
     }
 
@@ -176,7 +187,8 @@ def _cluster_labels(study: ClusterStudy) -> dict[int, str]:
 def _initial(study: ClusterStudy, cluster: str | None) -> dict:
     from scoring.personas import cluster_profile_texts
 
-    description = study.cluster(int(cluster)) if cluster and cluster.isdigit() else None
+    number = _number(cluster)
+    description = study.cluster(number) if number is not None else None
     if description is None:
         return {}
     demographics, behaviour = cluster_profile_texts(description)
@@ -224,8 +236,8 @@ def study_persona_create(request: HttpRequest, pk: int) -> HttpResponse:
                 )
                 messages.success(request, message % {"count": assigned})
             return redirect(persona)
-    selected = form["cluster"].value()
-    description = study.cluster(int(selected)) if str(selected or "").isdigit() else None
+    selected = _number(form["cluster"].value())
+    description = study.cluster(selected) if selected is not None else None
     context = {"form": form, "study": study, "cluster": _cluster_row(description, None) if description else None}
     return render(request, "scoring/persona_from_cluster.html", context)
 
@@ -235,8 +247,8 @@ def study_persona_create(request: HttpRequest, pk: int) -> HttpResponse:
 def client_persona_assign(request: HttpRequest, pk: int) -> HttpResponse:
     """The Assign button of the suggested persona on a client's card."""
     client = get_object_or_404(Client.objects.editable_by(request.user), pk=pk)
-    persona_id = request.POST.get("persona", "")
-    persona = Persona.objects.filter(pk=int(persona_id)).first() if persona_id.isdigit() else None
+    persona_id = _number(request.POST.get("persona"))
+    persona = Persona.objects.filter(pk=persona_id).first() if persona_id is not None else None
     if persona is None:
         messages.error(request, _("Choose a persona that exists."))
         return redirect(client)
