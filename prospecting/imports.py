@@ -57,7 +57,7 @@ from prospecting.models import (
     UpdatePolicy,
 )
 from prospecting.readers import ImportFileError, Table, read_table
-from prospecting.validation import fold
+from prospecting.validation import MAX_AMOUNT, fold
 from prospecting.waalaxy import canonical_header, is_waalaxy_export, map_waalaxy_record, waalaxy_subjects
 
 logger = logging.getLogger(__name__)
@@ -549,8 +549,19 @@ def _plan_purchases(job: ImportJob, table: Table) -> list[RowPlan]:
             item.action = LINE
             first.order["rows"].append(item.line)
         _add_order_line(orders[key], item.values)
-    _match_purchases(plan, list(orders.values()), job.options)
+    _check_order_totals(plan, orders.values())
+    _match_purchases(plan, [row for row in orders.values() if row.action != ERROR], job.options)
     return plan
+
+
+def _check_order_totals(plan: list[RowPlan], orders: Iterable[RowPlan]) -> None:
+    """An order whose lines add up to more than an amount column holds is an error on each of its lines."""
+    by_line = {row.line: row for row in plan}
+    for row in orders:
+        if max(row.order["amount"], row.order.get("cost", 0)) > MAX_AMOUNT:
+            reason = gettext("the order adds up to more than %(maximum)s") % {"maximum": MAX_AMOUNT}
+            for line in row.order["rows"]:
+                by_line[line].fail(reason, "amount")
 
 
 def _check_purchase(item: RowPlan, client_field: str) -> None:
@@ -723,10 +734,11 @@ def import_fail_stale(*, now=None) -> int:
     stale = set(running.filter(started_at__lt=cutoff).values_list("pk", flat=True))
     count = 0
     for job_id in orphans:
+        # The lock tells: a job whose lock a live session holds is running, however long (import_file has no limit).
+        stale.discard(job_id)
         with worker_lock(IMPORT_JOB_LOCK_CLASS, job_id, wait=False) as free:
             if free:
                 count += _fail_stopped(job_id)
-                stale.discard(job_id)
     return count + sum(_fail_stopped(job_id) for job_id in sorted(stale))
 
 
@@ -978,6 +990,11 @@ def _products_for(lines: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
     for chunk in _chunked(names):
         for pk, name in Product.objects.filter(name__in=chunk).order_by("-pk").values_list("pk", "name"):
             found[("", name)] = pk
+    # A product an earlier import created by name and that was renamed since keeps the SKU made from that name.
+    generated = {_generated_sku(name): ("", name) for name in names if ("", name) not in found}
+    for chunk in _chunked(sorted(generated)):
+        for pk, sku in Product.objects.filter(sku__in=chunk).values_list("pk", "sku"):
+            found[generated[sku]] = pk
     missing = [key for key in wanted if key not in found]
     if not missing:
         return found
@@ -1057,13 +1074,23 @@ def _restore_clients(updated: list[tuple[int, dict]], conflicts: dict[int, set[s
             if pk not in clients:
                 continue
             kept = conflicts.get(pk, set())
-            values = {name: value for name, value in previous.items() if not name.startswith("__") and name not in kept}
+            values = {
+                name: _field_value(name, value)
+                for name, value in previous.items()
+                if not name.startswith("__") and name not in kept
+            }
             if values:
                 restores.append((clients[pk], values))
             if previous.get("__tags_added__") and "tags" not in kept:
                 tags[pk] = previous["__tags_added__"]
         crm_services.client_bulk_update(updates=restores, user=user)
         crm_services.client_bulk_remove_tags(tags_by_client=tags)
+
+
+def _field_value(name: str, value: Any) -> Any:
+    """A value kept as JSON in an undo record back to the field's type (dates were stored as text): compared as
+    text, an unchanged date would be written again with a history row."""
+    return Client._meta.get_field(name).to_python(value)
 
 
 def _keep_taken_external_ids(chunk: list[tuple[int, dict]], conflicts: dict[int, set[str]]) -> None:

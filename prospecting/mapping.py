@@ -59,6 +59,9 @@ def _text(max_length: int | None) -> Callable[[str], str | None]:
     return partial(parse_text, max_length=max_length)
 
 
+# Quantities of one order line above this are typing errors (and beyond a million the line's amount may not fit).
+MAX_QUANTITY = 1_000_000
+
 # The client's number in a shop or invoicing tool, in a contact list or a purchase history.
 _EXTERNAL_ID_SYNONYMS = (
     "id client",
@@ -253,7 +256,7 @@ PURCHASE_FIELDS: dict[str, FieldSpec] = {
         FieldSpec(
             "quantity",
             _("quantity"),
-            partial(parse_int, minimum=1),
+            partial(parse_int, minimum=1, maximum=MAX_QUANTITY),
             ("quantite", "quantity", "qty", "qte", "nombre"),
         ),
         FieldSpec(

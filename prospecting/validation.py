@@ -185,8 +185,15 @@ def parse_tags(text: str, *, max_length: int = 80) -> list[str] | None:
 # Numbers
 
 
-def parse_amount(text: str, *, allow_negative: bool = False, decimals: int = 2) -> Decimal | None:
-    """A money amount, exact, with at most ``decimals`` decimals; currency signs and codes around it are ignored."""
+# The largest amount the CRM's money columns hold (12 digits, 2 of them decimals).
+MAX_AMOUNT = Decimal("9999999999.99")
+
+
+def parse_amount(
+    text: str, *, allow_negative: bool = False, decimals: int = 2, maximum: Decimal | None = MAX_AMOUNT
+) -> Decimal | None:
+    """A money amount, exact, with at most ``decimals`` decimals and at most ``maximum`` in size; currency signs and
+    codes around it are ignored."""
     value = text.strip()
     if not value:
         return None
@@ -204,6 +211,11 @@ def parse_amount(text: str, *, allow_negative: bool = False, decimals: int = 2) 
         raise InvalidValue(
             gettext("expected an amount with at most %(decimals)d decimals, got %(value)s")
             % {"decimals": decimals, "value": shown(text)}
+        )
+    if maximum is not None and abs(number) > maximum:
+        raise InvalidValue(
+            gettext("expected an amount of at most %(maximum)s, got %(value)s")
+            % {"maximum": maximum, "value": shown(text)}
         )
     return number.quantize(Decimal(1).scaleb(-decimals))
 

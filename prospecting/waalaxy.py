@@ -30,7 +30,8 @@ nothing of the above                                                            
 Each activity date becomes an interaction (a plain dict: kind, direction, occurred_at, subject, external_key).
 ``external_key`` is ``waalaxy:<LinkedIn slug, else salesNavigatorId, else email>:<column>:<moment>``, where the
 moment is the date as written for a date alone and the UTC ISO time otherwise, so the same cell always gives the
-same key and a re-import can skip interactions it already created.
+same key and a re-import can skip interactions it already created (an identity too long for the 255 characters of
+the key is replaced by its SHA-256 digest).
 
 Any cell that cannot be read (a date, a yes/no flag, an email…) is reported as a :class:`CellError` naming the
 column; the values that could be read are still returned so the report can show the whole row.
@@ -38,6 +39,7 @@ column; the values that could be read are still returned so the report can show 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -92,6 +94,7 @@ WAALAXY_COLUMNS = (
 )
 SOURCE = "social_selling"
 JOB_TITLE_MAX_LENGTH = 200
+EXTERNAL_KEY_MAX_LENGTH = 255  # crm.Interaction.external_key
 
 # Column, interaction kind, direction, subject.
 ACTIVITY_COLUMNS = (
@@ -244,10 +247,19 @@ def _interactions(
                 "direction": direction,
                 "occurred_at": occurred_at,
                 "subject": subjects[column],
-                "external_key": f"waalaxy:{identity}:{column}:{moment}",
+                "external_key": _external_key(identity, column, moment),
             }
         )
     return sorted(interactions, key=lambda interaction: interaction["occurred_at"])
+
+
+def _external_key(identity: str, column: str, moment: str) -> str:
+    key = f"waalaxy:{identity}:{column}:{moment}"
+    if len(key) <= EXTERNAL_KEY_MAX_LENGTH:
+        return key
+    # A long email or Sales Navigator id: a digest of it keeps the key within the column and the same on re-import.
+    digest = hashlib.sha256(identity.encode(), usedforsecurity=False).hexdigest()
+    return f"waalaxy:sha256-{digest}:{column}:{moment}"
 
 
 def waalaxy_subjects() -> dict[str, str]:

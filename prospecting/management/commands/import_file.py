@@ -12,6 +12,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from prospecting import imports
 from prospecting.models import ClientKey, ImportJob, ImportKind, ImportStatus, MatchKey, UnknownClients
@@ -80,8 +81,9 @@ class Command(BaseCommand):
         except ImportFileError as exc:
             raise CommandError(str(exc)) from exc
         if not dry_run:
-            # Applied here rather than by a worker: the command reports the outcome of the import it ran.
-            ImportJob.objects.filter(pk=job.pk).update(status=ImportStatus.QUEUED)
+            # Applied here rather than by a worker: the command reports the outcome of the import it ran. Queued as
+            # of now, as import_queue does: a recovery pass must not give up a job uploaded long ago (a large file).
+            ImportJob.objects.filter(pk=job.pk).update(status=ImportStatus.QUEUED, started_at=timezone.now())
             job = imports.import_apply(job_id=job.pk)
             if job.status != ImportStatus.APPLIED:
                 raise CommandError(job.error)
