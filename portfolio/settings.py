@@ -280,7 +280,8 @@ SCORING_PROFITABILITY_CACHE_SECONDS = int(os.environ.get("SCORING_PROFITABILITY_
 SCORING_PERSONA_INLINE_ASSIGN_MAX = int(os.environ.get("SCORING_PERSONA_INLINE_ASSIGN_MAX", "5000"))
 
 # Imports (prospecting): upload size limit checked before reading, rows per bulk write, dry-run rows kept for the
-# preview page; an apply still "applying" after IMPORT_STALE_SECONDS (longer than the task's time limit) is failed.
+# preview page. A dead apply is failed as soon as its worker's PostgreSQL lock is free; on SQLite, after
+# IMPORT_STALE_SECONDS (longer than the task's time limit).
 IMPORT_MAX_BYTES = int(os.environ.get("IMPORT_MAX_BYTES", str(50 * 1024 * 1024)))
 IMPORT_BATCH_SIZE = int(os.environ.get("IMPORT_BATCH_SIZE", "2000"))
 IMPORT_PREVIEW_ROWS = int(os.environ.get("IMPORT_PREVIEW_ROWS", "1000"))
