@@ -40,7 +40,17 @@ from django.utils.translation import gettext_lazy as _
 from crm import roles
 from crm.followups import follow_up_plan_many
 from crm.forms import style_for_bootstrap
-from crm.models import BulkAction, BulkActionItem, BulkActionStatus, Client, ClientChange, FollowUp, Tag, Tier
+from crm.models import (
+    BulkAction,
+    BulkActionItem,
+    BulkActionStatus,
+    Client,
+    ClientChange,
+    FollowUp,
+    Segment,
+    Tag,
+    Tier,
+)
 from crm.services import records_bulk_insert
 from portfolio.queueing import (
     GIVE_UP,
@@ -440,6 +450,8 @@ def _undo_checked(action: BulkAction | None, user) -> BulkActionType:
     action_type = bulk_action_type(action.kind)
     if action_type is None:
         raise BulkActionError(gettext("This action cannot be undone."))
+    if roles.role_of(user) not in action_type.allowed_roles:
+        raise BulkActionError(gettext("Your role may not use this bulk action."))
     return action_type
 
 
@@ -486,6 +498,9 @@ def bulk_action_undo_run(*, action_id: int) -> BulkAction | None:
         action_type = bulk_action_type(action.kind)
         if action_type is None or action.undone_by is None:
             raise BulkActionError(gettext("This action cannot be undone."))
+        # Checked again: a requester without a role would see none of the clients and restore nothing, for good.
+        if roles.role_of(action.undone_by) not in action_type.allowed_roles:
+            raise BulkActionError(gettext("The user who asked for the undo may no longer use it."))
         _undo(action, action_type, action.undone_by)
 
     def fail(reason: str) -> None:
@@ -755,11 +770,28 @@ class AddTag(TagAction):
 
     def _target_tag(self, action) -> Tag:
         """The tag of that name whatever its case, created when there is none; its id goes into the params."""
-        tag = Tag.objects.filter(name__iexact=action.params["name"]).first()
+        tag, created = Tag.objects.filter(name__iexact=action.params["name"]).first(), False
         if tag is None:
-            tag, _created = Tag.objects.get_or_create(name=action.params["name"])
-        action.params = {"tag": tag.pk, "name": tag.name}
+            tag, created = Tag.objects.get_or_create(name=action.params["name"])
+        action.params = {"tag": tag.pk, "name": tag.name, **({"created": True} if created else {})}
         return tag
+
+    def undo(self, *, action, user) -> UndoOutcome:
+        outcome = super().undo(action=action, user=user)
+        if action.params.get("created"):
+            _tag_delete_if_unused(action.params["tag"])
+        return outcome
+
+
+def _tag_delete_if_unused(tag_id: int) -> None:
+    """Delete a tag an action created, once no client holds it and no segment filters on it."""
+    # Locked: giving the tag to a client waits on this row, so none gets it between the check and the delete.
+    tag = Tag.objects.select_for_update().filter(pk=tag_id).first()
+    if tag is None or Through.objects.filter(tag=tag).exists():
+        return
+    if Segment.objects.filter(filters__tag=str(tag.pk)).exists():
+        return
+    tag.delete()
 
 
 class RemoveTagForm(forms.Form):
@@ -845,7 +877,9 @@ class PlanFollowUps(BulkActionType):
         planned = FollowUp.objects.open().filter(origin_key=self.origin_key(action))
         if roles.role_of(user) not in roles.MANAGERS:
             planned = planned.filter(client__in=Client.objects.editable_by(user))
-        restored = planned.delete()[1].get(FollowUp._meta.label, 0)
+        # Locked first: the delete itself reads the rows and then deletes them by id, so one closed meanwhile went too.
+        still_open = list(planned.select_for_update().values_list("pk", flat=True))
+        restored = FollowUp.objects.filter(pk__in=still_open).delete()[1].get(FollowUp._meta.label, 0)
         return UndoOutcome(restored=restored, left=action.touched - restored)
 
 

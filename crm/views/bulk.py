@@ -33,6 +33,7 @@ from crm.views.followups import selection_back_url, selection_from_request
 FORM_TEMPLATE = "crm/_bulk_action_form.html"
 RECENT_ACTIONS = 100
 MAX_TICKED = 1000
+MAX_ID = 2**63
 
 
 def _ticked(data: QueryDict) -> list[int] | None:
@@ -41,9 +42,11 @@ def _ticked(data: QueryDict) -> list[int] | None:
     if not values:
         return None
     try:
-        return sorted({int(value) for value in values[:MAX_TICKED]})
+        ids = {int(value) for value in values[:MAX_TICKED]}
     except ValueError:
         return []
+    # Out of the range of an id, a value is no row of the page (and SQLite would fail on it).
+    return sorted(ids) if all(0 < pk < MAX_ID for pk in ids) else []
 
 
 def _describe(filterset: ClientFilter, segment: Segment | None, ticked: list[int] | None) -> str:

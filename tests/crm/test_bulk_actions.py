@@ -198,6 +198,26 @@ def test_undoing_a_tag_added_takes_it_off_only_the_clients_that_got_it(manager, 
     assert (change.old_value, change.new_value) == ("VIP", "")
 
 
+def test_undoing_a_tag_added_deletes_the_tag_it_created_unless_used_since(manager, lyon):
+    action, _outcome = _apply("add_tag", manager, name="Printemps 2027")
+
+    bulk.bulk_action_undo(action_id=action.pk, user=manager)
+
+    assert not Tag.objects.filter(name="Printemps 2027").exists()
+
+    action, _outcome = _apply("add_tag", manager, name="Salon 2027")
+    Client.objects.get(city="Paris").tags.add(Tag.objects.get(name="Salon 2027"))  # given by hand since
+    bulk.bulk_action_undo(action_id=action.pk, user=manager)
+
+    assert set(Client.objects.filter(tags__name="Salon 2027").values_list("city", flat=True)) == {"Paris"}
+
+    action, _outcome = _apply("add_tag", manager, name="Foire 2027")
+    SegmentFactory(filters={"tag": str(Tag.objects.get(name="Foire 2027").pk)})  # saved since
+    bulk.bulk_action_undo(action_id=action.pk, user=manager)
+
+    assert Tag.objects.filter(name="Foire 2027").exists() and not Client.objects.filter(tags__name="Foire 2027")
+
+
 def test_removing_a_tag_and_undoing_it_puts_it_back_on_those_who_had_it(manager, lyon):
     alices, bobs = lyon
     vip, other = TagFactory(name="VIP"), TagFactory(name="Salon")
@@ -286,6 +306,16 @@ def test_a_rep_tags_his_clients_of_the_list_and_gets_the_count_with_an_undo_butt
     assert not Client.objects.filter(tags__name="Salon").exists()
 
 
+def test_the_message_escapes_what_the_user_typed_and_keeps_its_undo_button(client_as, rep, lyon):
+    response = client_as(rep).post(
+        URL, {"action": "add_tag", "filters": "city=Lyon", "tag": "<b>Salon</b>"}, follow=True
+    )
+
+    page = response.content.decode()
+    assert "Tag added: &lt;b&gt;Salon&lt;/b&gt;: 3 clients touched." in page and "<b>Salon</b>" not in page
+    assert f'action="{reverse("crm:bulk-action-undo", args=[BulkAction.objects.get().pk])}"' in page
+
+
 def test_ticked_rows_narrow_the_selection(client_as, manager, lyon):
     alices, bobs = lyon
     ticked = [alices[0].pk, bobs[1].pk]
@@ -343,6 +373,21 @@ def test_a_rep_sees_and_undoes_only_his_own_actions(client_as, rep, other_rep, m
     assert "Tag added: Mine" in page and "Tier: A" in page
     client_as(manager).post(reverse("crm:bulk-action-undo", args=[mine.pk]))
     assert not Client.objects.filter(tags__name="Mine").exists()
+
+
+def test_a_manager_demoted_to_rep_cannot_undo_his_manager_only_action(client_as, rep, other_rep, lyon):
+    from crm import roles
+
+    boss = UserFactory(username="boss", role=roles.MANAGER)
+    action, _outcome = _apply("assign_owner", boss, value=boss.pk, name="boss")
+    boss.groups.clear()
+    boss.groups.add(*rep.groups.all())  # now a rep, owning the clients he took
+
+    response = client_as(boss).post(reverse("crm:bulk-action-undo", args=[action.pk]), follow=True)
+
+    assert "Your role may not use this bulk action." in response.content.decode()
+    assert set(_lyon().values_list("owner_id", flat=True)) == {boss.pk}
+    assert BulkAction.objects.get(pk=action.pk).undone_at is None
 
 
 def test_the_list_shows_an_undone_action_with_the_clients_left(client_as, manager, lyon):
@@ -406,6 +451,13 @@ def test_bad_input_gets_a_clear_message(client_as, manager, lyon):
     assert not BulkAction.objects.exists()
 
 
+def test_ticked_ids_out_of_range_get_the_bad_ticks_message(client_as, manager, lyon):
+    page = client_as(manager).get(URL, {"action": "set_tier", "ids": [str(2**70), "-3", "0"]}).content.decode()
+    assert "The ticked rows could not be read" in page
+    response = client_as(manager).post(URL, {"action": "set_tier", "filters": "", "ids": [str(2**70)], "tier": "A"})
+    assert response.status_code == 200 and not BulkAction.objects.exists()
+
+
 def test_an_unknown_segment_is_not_found(client_as, manager):
     assert client_as(manager).get(URL, {"segment": "9999", "action": "set_tier"}).status_code == 404
     assert client_as(manager).get(URL, {"segment": "x", "action": "set_tier"}).status_code == 404
@@ -459,3 +511,46 @@ def test_two_undos_at_once_restore_once():
     assert errors == ["This action was already undone."]
     assert set(Client.objects.filter(pk__in=[c.pk for c in clients]).values_list("tier", flat=True)) == {"C"}
     assert ClientChange.objects.filter(field="tier", old_value="A", new_value="C").count() == 50
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("role_groups_restored")
+def test_a_follow_up_done_while_the_undo_runs_is_kept():
+    from django.db import DEFAULT_DB_ALIAS, connections
+
+    from crm import roles
+
+    manager = UserFactory(username="martine", role=roles.MANAGER)
+    for _ in range(3):
+        ClientFactory(owner=None)
+    due = (timezone.now() + timedelta(days=1)).isoformat()
+    action, _outcome = bulk.bulk_action_apply(
+        kind="plan_follow_ups",
+        clients=Client.objects.all(),
+        params={"title": "Call", "due_at": due, "assign_to": "me", "notes": ""},
+        user=manager,
+    )
+    done = FollowUp.objects.filter(title="Call").order_by("pk").first()
+    other = connections.create_connection(DEFAULT_DB_ALIAS)
+    other.set_autocommit(False)
+    with other.cursor() as cursor:  # a rep closes it, his transaction not yet committed
+        cursor.execute("UPDATE crm_followup SET status = %s WHERE id = %s", [FollowUpStatus.DONE, done.pk])
+    outcomes = []
+
+    def undo():
+        try:
+            outcomes.append(bulk.bulk_action_undo(action_id=action.pk, user=manager))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=undo)
+    thread.start()
+    thread.join(timeout=1)  # the undo waits for the rep's row
+    other.commit()
+    other.close()
+    thread.join()
+
+    assert FollowUp.objects.filter(pk=done.pk, status=FollowUpStatus.DONE).exists()
+    assert (outcomes[0].restored, outcomes[0].left) == (2, 1)
+    assert FollowUp.objects.filter(title="Call").count() == 1

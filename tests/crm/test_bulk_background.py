@@ -3,6 +3,7 @@ all or nothing, once even when the message comes twice, failed (never left runni
 worker died; the action's page polls its progress and then shows the count and the Undo button."""
 
 import threading
+import time
 from contextlib import contextmanager
 from datetime import timedelta
 from io import StringIO
@@ -238,6 +239,25 @@ def test_undoing_a_large_action_goes_through_the_task_and_restores(
     assert "5 clients restored." in page and undo_url not in page
 
 
+def test_a_queued_undo_whose_requester_lost_his_role_restores_nothing_and_can_be_tried_again(
+    lyon, django_capture_on_commit_callbacks
+):
+    boss = UserFactory(username="boss", role=roles.MANAGER)
+    with django_capture_on_commit_callbacks(execute=True):
+        action, _outcome = _submit("set_tier", boss, value="A")
+    after = _tiers()
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert bulk.bulk_action_undo_submit(action_id=action.pk, user=boss) is None
+    boss.groups.clear()
+
+    callbacks[0]()
+
+    action.refresh_from_db()
+    assert action.status == BulkActionStatus.DONE and action.undone_at is None and action.undone_by is None
+    assert "may no longer use it" in action.error
+    assert _tiers() == after
+
+
 def test_a_small_action_is_still_undone_in_the_request(client_as, manager, rep, lyon):
     action, _outcome = bulk.bulk_action_apply(
         kind="add_tag", clients=Client.objects.filter(owner=rep, city="Lyon"), params={"name": "Mine"}, user=rep
@@ -312,7 +332,22 @@ def _workers_holding(*actions):
                 cursor.execute("SELECT pg_advisory_lock(%s, %s)", [bulk.BULK_ACTION_LOCK_CLASS, action.pk])
         yield
     finally:
+        with worker.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            (pid,) = cursor.fetchone()
         worker.close()  # the worker dies: PostgreSQL ends its session and frees the locks
+        _wait_until_gone(pid)
+
+
+def _wait_until_gone(pid: int) -> None:
+    """The server ends a closed session a moment later: wait for it, so that its locks are really free."""
+    with connection.cursor() as cursor:
+        for _attempt in range(100):
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
+            if cursor.fetchone()[0] == 0:
+                return
+            time.sleep(0.05)
+    raise AssertionError(f"the session {pid} did not end")
 
 
 def test_an_action_running_longer_than_any_worker_may_is_failed(manager, lyon, settings):
