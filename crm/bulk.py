@@ -30,7 +30,7 @@ from functools import cache
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, models, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.module_loading import import_string
@@ -187,16 +187,31 @@ def _check_size(action_type: BulkActionType, count: int) -> None:
         )
 
 
-def _new_action(kind: str, action_type: BulkActionType, *, params: dict, user, selection: str, **fields) -> BulkAction:
-    return BulkAction.objects.create(
-        kind=kind,
-        user=user,
-        selection=selection[:4000],
-        params=params,
-        description=action_type.describe(params)[:255],
-        undoable=action_type.undoable,
-        **fields,
-    )
+def _new_action(
+    kind: str, action_type: BulkActionType, *, params: dict, user, selection: str, submission: str = "", **fields
+) -> BulkAction:
+    """Record the action; the same form submitted twice (a double click) is refused, the first one stands. A second
+    request waits on the unique index until the first commits, then fails here."""
+    if submission and BulkAction.objects.filter(user=user, submission=submission).exists():
+        raise BulkActionError(_already_submitted())
+    try:
+        with transaction.atomic():
+            return BulkAction.objects.create(
+                kind=kind,
+                user=user,
+                selection=selection[:4000],
+                params=params,
+                description=action_type.describe(params)[:255],
+                undoable=action_type.undoable,
+                submission=submission[:36],
+                **fields,
+            )
+    except IntegrityError as error:
+        raise BulkActionError(_already_submitted()) from error
+
+
+def _already_submitted() -> str:
+    return gettext("This form was already sent: the action was recorded once (see the recent bulk actions).")
 
 
 def bulk_action_apply(
@@ -212,10 +227,19 @@ def bulk_action_apply(
     return _apply_now(kind, action_type, clients, count, params=params, user=user, selection=selection)
 
 
-def _apply_now(kind, action_type, clients, count, *, params, user, selection) -> tuple[BulkAction, Outcome]:
+def _apply_now(
+    kind, action_type, clients, count, *, params, user, selection, submission=""
+) -> tuple[BulkAction, Outcome]:
     with transaction.atomic():
         action = _new_action(
-            kind, action_type, params=params, user=user, selection=selection, total=count, started_at=timezone.now()
+            kind,
+            action_type,
+            params=params,
+            user=user,
+            selection=selection,
+            submission=submission,
+            total=count,
+            started_at=timezone.now(),
         )
         outcome = _apply(action, action_type, clients, user)
     return action, outcome
@@ -231,7 +255,7 @@ def _apply(action: BulkAction, action_type: BulkActionType, clients: models.Quer
 
 
 def bulk_action_submit(
-    *, kind: str, clients: models.QuerySet, params: dict, user, selection: str = ""
+    *, kind: str, clients: models.QuerySet, params: dict, user, selection: str = "", submission: str = ""
 ) -> tuple[BulkAction, Outcome | None]:
     """Apply a small selection now (as ``bulk_action_apply``); queue a large one for a worker, frozen as the ids
     of the clients matching now. The outcome is None when queued: the action's status tells what becomes of it."""
@@ -241,7 +265,9 @@ def bulk_action_submit(
     count = clients.count()
     _check_size(action_type, count)
     if not runs_in_background(action_type, count):
-        return _apply_now(kind, action_type, clients, count, params=params, user=user, selection=selection)
+        return _apply_now(
+            kind, action_type, clients, count, params=params, user=user, selection=selection, submission=submission
+        )
     client_ids = selected_client_ids(clients)
     with transaction.atomic():
         action = _new_action(
@@ -250,6 +276,7 @@ def bulk_action_submit(
             params=params,
             user=user,
             selection=selection,
+            submission=submission,
             status=BulkActionStatus.QUEUED,
             total=len(client_ids),
             client_ids=client_ids,

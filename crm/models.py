@@ -668,6 +668,8 @@ class BulkAction(models.Model):
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     undo_started_at = models.DateTimeField(_("undo started at"), null=True, blank=True)
+    # The token of the form that submitted it: the same form sent twice (a double click) makes one action.
+    submission = models.CharField(_("submission"), max_length=36, blank=True, default="")
 
     objects = BulkActionQuerySet.as_manager()
 
@@ -676,6 +678,11 @@ class BulkAction(models.Model):
         verbose_name = _("bulk action")
         verbose_name_plural = _("bulk actions")
         indexes = [models.Index(fields=["user", "created_at"], name="bulkaction_user_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "submission"], condition=~models.Q(submission=""), name="bulkaction_submission_once"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} ({self.touched})"

@@ -9,6 +9,7 @@ everyone's. Every action applies only to the clients the user may edit; the acti
 
 from __future__ import annotations
 
+import uuid
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -135,6 +136,7 @@ def bulk_action(request: HttpRequest) -> HttpResponse:
                 params=action_type.params(form.cleaned_data),
                 user=request.user,
                 selection=_describe(filterset, segment, ticked),
+                submission=request.POST.get("submission", ""),
             )
         except bulk.BulkActionError as error:
             form.add_error(None, str(error))
@@ -150,6 +152,7 @@ def bulk_action(request: HttpRequest) -> HttpResponse:
         count=count,
         too_many=action_type is not None and action_type.caps_selection and count > settings.CRM_BULK_MAX_CLIENTS,
         in_background=action_type is not None and bulk.runs_in_background(action_type, count),
+        submission=uuid.uuid4().hex,
     )
     is_partial = request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request")
     return render(request, FORM_TEMPLATE if is_partial else "crm/bulk_action.html", context)

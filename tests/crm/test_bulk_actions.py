@@ -554,3 +554,89 @@ def test_a_follow_up_done_while_the_undo_runs_is_kept():
     assert FollowUp.objects.filter(pk=done.pk, status=FollowUpStatus.DONE).exists()
     assert (outcomes[0].restored, outcomes[0].left) == (2, 1)
     assert FollowUp.objects.filter(title="Call").count() == 1
+
+
+# --- The same form sent twice ------------------------------------------------------------------------------------
+
+
+def _plan_form(browser, submission):
+    due = (timezone.localtime() + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    data = {
+        "action": "plan_follow_ups",
+        "filters": "city=Lyon",
+        "title": "Call back",
+        "due_at": due,
+        "assign_to": "me",
+        "notes": "",
+        "submission": submission,
+    }
+    return browser.post(URL, data)
+
+
+def test_the_form_carries_a_fresh_submission_token_each_time_it_is_shown(client_as, manager, lyon):
+    browser = client_as(manager)
+    first = browser.get(URL, {"action": "plan_follow_ups", "filters": "city=Lyon"}).context["submission"]
+    second = browser.get(URL, {"action": "plan_follow_ups", "filters": "city=Lyon"}).context["submission"]
+    assert len(first) == 32 and first != second
+    assert f'name="submission" value="{first}"' not in browser.get(URL, {"action": "set_tier"}).content.decode()
+
+
+def test_the_same_form_sent_twice_plans_the_follow_ups_once(client_as, manager, lyon):
+    browser = client_as(manager)
+
+    assert _plan_form(browser, "a" * 32).status_code == 302
+    again = _plan_form(browser, "a" * 32)
+
+    assert again.status_code == 200
+    assert "This form was already sent" in again.content.decode()
+    assert BulkAction.objects.count() == 1
+    assert FollowUp.objects.filter(title="Call back").count() == 5
+    assert _plan_form(browser, "b" * 32).status_code == 302  # a new form is a new action
+    assert FollowUp.objects.filter(title="Call back").count() == 10
+
+
+def test_two_users_may_send_forms_with_the_same_token(client_as, manager, admin_member, lyon):
+    assert _plan_form(client_as(manager), "c" * 32).status_code == 302
+    assert _plan_form(client_as(admin_member), "c" * 32).status_code == 302
+    assert BulkAction.objects.count() == 2
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("role_groups_restored")
+def test_a_double_click_sent_at_once_records_one_action():
+    from crm import roles
+
+    manager = UserFactory(username="double", role=roles.MANAGER)
+    for _ in range(4):
+        ClientFactory(city="Lyon")
+    due = (timezone.now() + timedelta(days=1)).isoformat()
+    barrier = threading.Barrier(2)
+    results = []
+
+    def submit():
+        try:
+            barrier.wait()
+            bulk.bulk_action_submit(
+                kind="plan_follow_ups",
+                clients=_lyon(),
+                params={"title": "Twice", "due_at": due, "assign_to": "me", "notes": ""},
+                user=manager,
+                submission="d" * 32,
+            )
+            results.append("applied")
+        except bulk.BulkActionError as error:
+            results.append(str(error))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(results) == 2 and results.count("applied") == 1
+    assert any("already sent" in result for result in results)
+    assert BulkAction.objects.count() == 1
+    assert FollowUp.objects.filter(title="Twice").count() == 4
