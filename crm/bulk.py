@@ -415,6 +415,7 @@ def bulk_action_recover(*, now: datetime | None = None) -> dict[str, int]:
 
     now = now or timezone.now()
     counts = {"failed": bulk_action_fail_stale(now=now), "requeued": 0, "given_up": 0}
+    counts["pruned"] = bulk_action_items_prune(now=now)
     waiting = BulkAction.objects.filter(status__in=(BulkActionStatus.QUEUED, BulkActionStatus.UNDO_QUEUED))
     for action_id, status, created_at, undo_queued_at in waiting.values_list(
         "pk", "status", "created_at", "undo_started_at"
@@ -427,6 +428,18 @@ def bulk_action_recover(*, now: datetime | None = None) -> dict[str, int]:
         elif decision == GIVE_UP:
             counts["given_up"] += _give_up(action_id, undo=undo)
     return counts
+
+
+def bulk_action_items_prune(*, now: datetime | None = None) -> int:
+    """Delete what undoing needs once it can no longer be used: the items of actions undone, failed, or past their
+    undo window (an undo queued or running keeps them). Returns how many items went."""
+    now = now or timezone.now()
+    finished = BulkAction.objects.filter(
+        models.Q(status__in=(BulkActionStatus.UNDONE, BulkActionStatus.FAILED))
+        | models.Q(created_at__lt=now - timedelta(hours=settings.CRM_BULK_UNDO_HOURS))
+    ).exclude(status__in=(BulkActionStatus.UNDO_QUEUED, BulkActionStatus.UNDOING))
+    deleted, _by_model = BulkActionItem.objects.filter(action__in=finished.values("pk")).delete()
+    return deleted
 
 
 def _give_up(action_id: int, *, undo: bool) -> int:

@@ -105,7 +105,7 @@ def test_the_beat_runs_each_apps_recovery_pass_every_five_minutes():
 @pytest.mark.django_db
 def test_the_recovery_tasks_run_their_pass():
     assert prospecting_tasks.recover_imports_task.apply().get() == {"failed": 0, "requeued": 0, "given_up": 0}
-    assert crm_tasks.recover_bulk_actions_task.apply().get() == {"failed": 0, "requeued": 0, "given_up": 0}
+    assert crm_tasks.recover_bulk_actions_task.apply().get() == {"failed": 0, "requeued": 0, "given_up": 0, "pruned": 0}
     assert set(scoring_tasks.recover_scoring_jobs_task.apply().get()) == {"runs", "studies", "assignments"}
 
 
@@ -260,7 +260,7 @@ def test_a_long_queued_bulk_action_and_its_undo_are_sent_again_and_run_once(mana
     action = _submit_set_tier(manager)
     BulkAction.objects.filter(pk=action.pk).update(created_at=_ago(650))
 
-    assert bulk.bulk_action_recover() == {"failed": 0, "requeued": 1, "given_up": 0}
+    assert bulk.bulk_action_recover() == {"failed": 0, "requeued": 1, "given_up": 0, "pruned": 0}
 
     action.refresh_from_db()
     assert (action.status, action.touched) == (BulkActionStatus.DONE, 5)

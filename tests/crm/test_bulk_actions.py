@@ -640,3 +640,28 @@ def test_a_double_click_sent_at_once_records_one_action():
     assert any("already sent" in result for result in results)
     assert BulkAction.objects.count() == 1
     assert FollowUp.objects.filter(title="Twice").count() == 4
+
+
+# --- What undoing needs is dropped once it can no longer be used ---------------------------------------------------
+
+
+def test_items_are_pruned_once_the_undo_is_done_or_out_of_reach(manager, lyon, settings):
+    kept, _ = _apply("set_tier", manager, value="A")
+    undone, _ = _apply("add_tag", manager, name="Salon")
+    bulk.bulk_action_undo(action_id=undone.pk, user=manager)
+    expired, _ = _apply("set_tier", manager, value="B")
+    BulkAction.objects.filter(pk=expired.pk).update(created_at=timezone.now() - timedelta(hours=25))
+    undoing, _ = _apply("set_tier", manager, value="C")
+    BulkAction.objects.filter(pk=undoing.pk).update(
+        created_at=timezone.now() - timedelta(hours=25), status=bulk.BulkActionStatus.UNDOING
+    )
+    actions = (kept.pk, undone.pk, expired.pk, undoing.pk)
+    counts = {pk: BulkActionItem.objects.filter(action_id=pk).count() for pk in actions}
+    assert all(counts.values())
+
+    pruned = bulk.bulk_action_recover()["pruned"]
+
+    remaining = set(BulkActionItem.objects.values_list("action_id", flat=True))
+    assert remaining == {kept.pk, undoing.pk}
+    assert pruned == counts[expired.pk] + counts[undone.pk]
+    assert BulkActionItem.objects.filter(action_id=kept.pk).count() == counts[kept.pk]
