@@ -190,10 +190,8 @@ def _check_size(action_type: BulkActionType, count: int) -> None:
 def _new_action(
     kind: str, action_type: BulkActionType, *, params: dict, user, selection: str, submission: str = "", **fields
 ) -> BulkAction:
-    """Record the action; the same form submitted twice (a double click) is refused, the first one stands. A second
-    request waits on the unique index until the first commits, then fails here."""
-    if submission and BulkAction.objects.filter(user=user, submission=submission).exists():
-        raise BulkActionError(_already_submitted())
+    """Record the action; the same form submitted twice (a double click) is refused by the unique index, the first
+    one stands: a second request sent at once waits on the index until the first commits, then fails here."""
     try:
         with transaction.atomic():
             return BulkAction.objects.create(
@@ -207,11 +205,9 @@ def _new_action(
                 **fields,
             )
     except IntegrityError as error:
-        raise BulkActionError(_already_submitted()) from error
-
-
-def _already_submitted() -> str:
-    return gettext("This form was already sent: the action was recorded once (see the recent bulk actions).")
+        raise BulkActionError(
+            gettext("This form was already sent: the action was recorded once (see the recent bulk actions).")
+        ) from error
 
 
 def bulk_action_apply(

@@ -51,7 +51,7 @@ from scoring.models import (
     PersonaProfile,
     StudyStatus,
 )
-from scoring.recovery import IN_PROGRESS, STUDY_TIME_LIMIT, cluster_studies_fail_stale  # noqa: F401 (re-exported)
+from scoring.recovery import IN_PROGRESS, cluster_studies_fail_stale
 from scoring.selectors import current_run_id
 from scoring.services import PhaseProgress
 
